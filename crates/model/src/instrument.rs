@@ -1,0 +1,260 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ModelError;
+
+const SYMBOL_CAP: usize = 15;
+
+/// A short ASCII name — a venue (`binance`), an asset (`BTC`) or a source (`sim`) — stored
+/// inline so that it is `Copy` and costs no allocation on the hot path.
+///
+/// At most 15 characters from `[A-Za-z0-9_.-]`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Symbol {
+    len: u8,
+    bytes: [u8; SYMBOL_CAP],
+}
+
+impl Symbol {
+    /// Builds a symbol, rejecting empty, over-long or non-ASCII-identifier input.
+    pub fn new(s: &str) -> Result<Self, ModelError> {
+        let bad = |reason| ModelError::InvalidSymbol {
+            input: s.to_owned(),
+            reason,
+        };
+        if s.is_empty() {
+            return Err(bad("empty"));
+        }
+        if s.len() > SYMBOL_CAP {
+            return Err(bad("longer than 15 characters"));
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            return Err(bad(
+                "only ASCII letters, digits, '_', '-' and '.' are allowed",
+            ));
+        }
+        let mut bytes = [0u8; SYMBOL_CAP];
+        bytes[..s.len()].copy_from_slice(s.as_bytes());
+        // Length is at most 15, checked above.
+        Ok(Self {
+            len: s.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The symbol's text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII bytes are ever stored, so this cannot fail; fall back to "" defensively.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// The same symbol in upper case.
+    pub fn to_upper(self) -> Self {
+        self.to_ascii_case(true)
+    }
+
+    fn to_ascii_case(self, upper: bool) -> Self {
+        let mut out = self;
+        for b in &mut out.bytes[..usize::from(self.len)] {
+            *b = if upper {
+                b.to_ascii_uppercase()
+            } else {
+                b.to_ascii_lowercase()
+            };
+        }
+        out
+    }
+}
+
+impl fmt::Display for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl FromStr for Symbol {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl Serialize for Symbol {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Symbol {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Symbol::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A tradable pair on one venue: `venue:BASE/QUOTE`, for example `binance:BTC/USDT`.
+///
+/// Parsing is forgiving about case (venues are stored lower-case, assets upper-case) and
+/// strict about shape. The id is `Copy` and 48 bytes, so the hot path can carry it freely;
+/// the engine interns ids to dense indices for its state tables.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstrumentId {
+    venue: Symbol,
+    base: Symbol,
+    quote: Symbol,
+}
+
+impl InstrumentId {
+    /// Builds an id from its parts, normalising case.
+    pub fn new(venue: &str, base: &str, quote: &str) -> Result<Self, ModelError> {
+        let input = format!("{venue}:{base}/{quote}");
+        let wrap = |e: ModelError| ModelError::InvalidInstrument {
+            input: input.clone(),
+            reason: e.to_string(),
+        };
+        let venue = Symbol::new(venue).map_err(wrap)?.to_ascii_case(false);
+        let base = Symbol::new(base).map_err(wrap)?.to_ascii_case(true);
+        let quote = Symbol::new(quote).map_err(wrap)?.to_ascii_case(true);
+        if base == quote {
+            return Err(ModelError::InvalidInstrument {
+                input,
+                reason: "base and quote are the same asset".into(),
+            });
+        }
+        Ok(Self { venue, base, quote })
+    }
+
+    /// The venue, lower-case (`binance`).
+    pub fn venue(&self) -> Symbol {
+        self.venue
+    }
+
+    /// The base asset, upper-case (`BTC`).
+    pub fn base(&self) -> Symbol {
+        self.base
+    }
+
+    /// The quote asset, upper-case (`USDT`).
+    pub fn quote(&self) -> Symbol {
+        self.quote
+    }
+
+    /// The venue's concatenated symbol, as Binance writes it (`BTCUSDT`).
+    pub fn concat_symbol(&self) -> String {
+        format!("{}{}", self.base, self.quote)
+    }
+}
+
+impl FromStr for InstrumentId {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: &str| ModelError::InvalidInstrument {
+            input: s.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let s_trim = s.trim();
+        let (venue, pair) = s_trim
+            .split_once(':')
+            .ok_or_else(|| bad("missing ':' after the venue"))?;
+        let (base, quote) = pair
+            .split_once('/')
+            .ok_or_else(|| bad("missing '/' between base and quote"))?;
+        if venue.is_empty() {
+            return Err(bad("empty venue"));
+        }
+        if base.is_empty() || quote.is_empty() {
+            return Err(bad("empty base or quote asset"));
+        }
+        if quote.contains('/') || quote.contains(':') {
+            return Err(bad("more than one '/' or ':'"));
+        }
+        Self::new(venue, base, quote).map_err(|e| match e {
+            ModelError::InvalidInstrument { reason, .. } => bad(&reason),
+            other => other,
+        })
+    }
+}
+
+impl fmt::Display for InstrumentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}/{}", self.venue, self.base, self.quote)
+    }
+}
+
+impl fmt::Debug for InstrumentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InstrumentId({self})")
+    }
+}
+
+impl Serialize for InstrumentId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for InstrumentId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_normalises_case() {
+        let id: InstrumentId = "Binance:btc/usdt".parse().unwrap();
+        assert_eq!(id.to_string(), "binance:BTC/USDT");
+        assert_eq!(id.concat_symbol(), "BTCUSDT");
+    }
+
+    #[test]
+    fn rejects_bad_shapes_with_clear_errors() {
+        for (input, needle) in [
+            ("BTC/USDT", "missing ':'"),
+            ("binance:BTCUSDT", "missing '/'"),
+            (":BTC/USDT", "empty venue"),
+            ("binance:/USDT", "empty base"),
+            ("binance:BTC/USDT/X", "more than one"),
+            ("binance:BTC/BTC", "same asset"),
+            ("binance:B TC/USDT", "only ASCII"),
+            ("binance:AVERYVERYLONGASSETNAME/USDT", "longer than 15"),
+        ] {
+            let err = input.parse::<InstrumentId>().unwrap_err().to_string();
+            assert!(err.contains(needle), "{input}: {err}");
+            assert!(err.contains("venue:BASE/QUOTE"), "{err}");
+        }
+    }
+
+    #[test]
+    fn serde_round_trip_validates() {
+        let id: InstrumentId = "sim:ETH/USDT".parse().unwrap();
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, "\"sim:ETH/USDT\"");
+        assert_eq!(serde_json::from_str::<InstrumentId>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<InstrumentId>("\"nonsense\"").is_err());
+    }
+
+    #[test]
+    fn symbol_is_small_and_copy() {
+        assert_eq!(std::mem::size_of::<InstrumentId>(), 48);
+        let s = Symbol::new("sim").unwrap();
+        let t = s;
+        assert_eq!(s, t);
+    }
+}
