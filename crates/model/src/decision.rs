@@ -499,27 +499,20 @@ impl Position {
         take_profit: Option<Decimal>,
     ) -> Result<Self, ModelError> {
         let long = self.side == PositionSide::Long;
-        if let Some(sl) = stop_loss {
-            if sl <= Decimal::ZERO
-                || (long && sl >= self.entry_price)
-                || (!long && sl <= self.entry_price)
-            {
-                return Err(ModelError::InvalidAmount {
-                    field: "stop_loss",
-                    reason: "must be positive and on the losing side of the entry",
-                });
-            }
+        // A long's stop lies below the entry and its target above; a short's the reverse.
+        let below = |p: Decimal| p > Decimal::ZERO && p < self.entry_price;
+        let above = |p: Decimal| p > self.entry_price;
+        if stop_loss.is_some_and(|sl| if long { !below(sl) } else { !above(sl) }) {
+            return Err(ModelError::InvalidAmount {
+                field: "stop_loss",
+                reason: "must be positive and on the losing side of the entry",
+            });
         }
-        if let Some(tp) = take_profit {
-            if tp <= Decimal::ZERO
-                || (long && tp <= self.entry_price)
-                || (!long && tp >= self.entry_price)
-            {
-                return Err(ModelError::InvalidAmount {
-                    field: "take_profit",
-                    reason: "must be positive and on the winning side of the entry",
-                });
-            }
+        if take_profit.is_some_and(|tp| if long { !above(tp) } else { !below(tp) }) {
+            return Err(ModelError::InvalidAmount {
+                field: "take_profit",
+                reason: "must be positive and on the winning side of the entry",
+            });
         }
         self.stop_loss = stop_loss;
         self.take_profit = take_profit;

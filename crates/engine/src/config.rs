@@ -1,0 +1,317 @@
+//! The engine's configuration: which bars to build, indicator periods, factor weights and
+//! decision thresholds. Every field has a default; `validate` reports every problem at once.
+
+use atalaya_model::Timeframe;
+use serde::{Deserialize, Serialize};
+
+/// Everything the [`Pipeline`](crate::Pipeline) needs to know.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Bar timeframes to aggregate and analyse.
+    pub timeframes: Vec<Timeframe>,
+    /// Timeframes on which the decision runs; empty means every timeframe in `timeframes`.
+    pub decision_timeframes: Vec<Timeframe>,
+    /// Indicator periods.
+    pub indicators: IndicatorConfig,
+    /// Factor weights and thresholds.
+    pub decision: DecisionConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            timeframes: vec![Timeframe::M1, Timeframe::M5, Timeframe::M15, Timeframe::H1],
+            decision_timeframes: Vec::new(),
+            indicators: IndicatorConfig::default(),
+            decision: DecisionConfig::default(),
+        }
+    }
+}
+
+/// Indicator periods.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndicatorConfig {
+    /// Fast EMA period (trend).
+    pub ema_fast: usize,
+    /// Slow EMA period (trend).
+    pub ema_slow: usize,
+    /// RSI period (Wilder).
+    pub rsi: usize,
+    /// ATR period (Wilder).
+    pub atr: usize,
+    /// Bollinger period.
+    pub bollinger: usize,
+    /// Bollinger width in standard deviations.
+    pub bollinger_k: f64,
+    /// Bars over which momentum (rate of change) is measured.
+    pub momentum: usize,
+    /// Bars over which average volume and average ATR are measured.
+    pub baseline: usize,
+}
+
+impl Default for IndicatorConfig {
+    fn default() -> Self {
+        Self {
+            ema_fast: 12,
+            ema_slow: 26,
+            rsi: 14,
+            atr: 14,
+            bollinger: 20,
+            bollinger_k: 2.0,
+            momentum: 10,
+            baseline: 20,
+        }
+    }
+}
+
+/// Factor weights, thresholds and the trade-plan multiples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecisionConfig {
+    /// Relative weight of each factor; renormalised over the factors that have input.
+    pub weights: Weights,
+    /// Score at or above which the type is STRONG_BUY.
+    pub strong_buy: f64,
+    /// Score at or above which the type is BUY.
+    pub buy: f64,
+    /// Score at or below which the type is SELL.
+    pub sell: f64,
+    /// Score at or below which the type is STRONG_SELL.
+    pub strong_sell: f64,
+    /// Opportunities below this confidence are not emitted.
+    pub min_confidence: f64,
+    /// Protective stop distance, in ATRs.
+    pub stop_atr: f64,
+    /// Target distance, in ATRs.
+    pub target_atr: f64,
+    /// Horizon of the opportunity, in bars of its timeframe.
+    pub horizon_bars: u32,
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        Self {
+            weights: Weights::default(),
+            strong_buy: 0.80,
+            buy: 0.60,
+            sell: -0.60,
+            strong_sell: -0.80,
+            min_confidence: 0.50,
+            stop_atr: 1.5,
+            target_atr: 3.0,
+            horizon_bars: 12,
+        }
+    }
+}
+
+/// Factor weights. Factors without input yet (fundamental, sentiment, ML until their
+/// issues land) are reported absent and their weight goes to the others.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Weights {
+    /// Trend and band position: EMA spread, Bollinger %B, RSI.
+    pub technical: f64,
+    /// Rate of change scaled by volatility.
+    pub momentum: f64,
+    /// Relative volume in the direction of the bar.
+    pub volume: f64,
+    /// Volatility expansion in the direction of the trend.
+    pub volatility: f64,
+    /// Market statistics (needs `MarketStats` events).
+    pub fundamental: f64,
+    /// News and social sentiment (needs the sentiment engine).
+    pub sentiment: f64,
+    /// ML price prediction (needs the ML predictor).
+    pub ml: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Self {
+            technical: 0.30,
+            momentum: 0.20,
+            volume: 0.10,
+            volatility: 0.10,
+            fundamental: 0.10,
+            sentiment: 0.15,
+            ml: 0.05,
+        }
+    }
+}
+
+impl Weights {
+    /// `(name, weight)` for every factor, in report order.
+    pub fn named(&self) -> [(&'static str, f64); 7] {
+        [
+            ("technical", self.technical),
+            ("momentum", self.momentum),
+            ("volume", self.volume),
+            ("volatility", self.volatility),
+            ("fundamental", self.fundamental),
+            ("sentiment", self.sentiment),
+            ("ml", self.ml),
+        ]
+    }
+}
+
+/// One configuration problem: the dotted path of the field and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted field path, relative to the engine section (`decision.buy`).
+    pub path: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl EngineConfig {
+    /// The timeframes the decision runs on.
+    pub fn decision_timeframes(&self) -> &[Timeframe] {
+        if self.decision_timeframes.is_empty() {
+            &self.timeframes
+        } else {
+            &self.decision_timeframes
+        }
+    }
+
+    /// Every problem with this configuration; empty when it is usable.
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut out = Vec::new();
+        let mut bad = |path: &str, message: String| {
+            out.push(ConfigIssue {
+                path: path.to_owned(),
+                message,
+            });
+        };
+        if self.timeframes.is_empty() {
+            bad("timeframes", "at least one timeframe is required".into());
+        }
+        let mut seen = self.timeframes.clone();
+        seen.sort();
+        if seen.windows(2).any(|w| w[0] == w[1]) {
+            bad("timeframes", "a timeframe is listed twice".into());
+        }
+        for tf in &self.decision_timeframes {
+            if !self.timeframes.contains(tf) {
+                bad(
+                    "decision_timeframes",
+                    format!("{tf} is not in `timeframes`"),
+                );
+            }
+        }
+        let i = &self.indicators;
+        for (name, v) in [
+            ("indicators.ema_fast", i.ema_fast),
+            ("indicators.ema_slow", i.ema_slow),
+            ("indicators.rsi", i.rsi),
+            ("indicators.atr", i.atr),
+            ("indicators.bollinger", i.bollinger),
+            ("indicators.momentum", i.momentum),
+            ("indicators.baseline", i.baseline),
+        ] {
+            if v == 0 || v > 10_000 {
+                bad(name, format!("must be between 1 and 10000, got {v}"));
+            }
+        }
+        if i.ema_fast >= i.ema_slow {
+            bad(
+                "indicators.ema_fast",
+                format!("must be shorter than ema_slow ({})", i.ema_slow),
+            );
+        }
+        if !(i.bollinger_k.is_finite() && i.bollinger_k > 0.0) {
+            bad(
+                "indicators.bollinger_k",
+                format!("must be > 0, got {}", i.bollinger_k),
+            );
+        }
+        let d = &self.decision;
+        let mut total = 0.0;
+        for (name, w) in d.weights.named() {
+            if !(w.is_finite() && w >= 0.0) {
+                bad(
+                    &format!("decision.weights.{name}"),
+                    format!("must be >= 0, got {w}"),
+                );
+            } else {
+                total += w;
+            }
+        }
+        let computed =
+            d.weights.technical + d.weights.momentum + d.weights.volume + d.weights.volatility;
+        if total <= 0.0 || computed <= 0.0 {
+            bad(
+                "decision.weights",
+                "technical, momentum, volume and volatility cannot all be 0".into(),
+            );
+        }
+        for (name, v) in [
+            ("decision.strong_buy", d.strong_buy),
+            ("decision.buy", d.buy),
+            ("decision.sell", d.sell),
+            ("decision.strong_sell", d.strong_sell),
+        ] {
+            if !(v.is_finite() && (-1.0..=1.0).contains(&v)) {
+                bad(name, format!("must lie in [-1, 1], got {v}"));
+            }
+        }
+        if !(d.strong_sell <= d.sell && d.sell < d.buy && d.buy <= d.strong_buy) {
+            bad(
+                "decision",
+                format!(
+                    "thresholds must satisfy strong_sell <= sell < buy <= strong_buy, got {} <= {} < {} <= {}",
+                    d.strong_sell, d.sell, d.buy, d.strong_buy
+                ),
+            );
+        }
+        if !(d.min_confidence.is_finite() && (0.0..=1.0).contains(&d.min_confidence)) {
+            bad(
+                "decision.min_confidence",
+                format!("must lie in [0, 1], got {}", d.min_confidence),
+            );
+        }
+        for (name, v) in [
+            ("decision.stop_atr", d.stop_atr),
+            ("decision.target_atr", d.target_atr),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                bad(name, format!("must be > 0, got {v}"));
+            }
+        }
+        if d.horizon_bars == 0 {
+            bad("decision.horizon_bars", "must be at least 1".into());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        assert_eq!(EngineConfig::default().validate(), vec![]);
+    }
+
+    #[test]
+    fn reports_every_problem() {
+        let mut c = EngineConfig::default();
+        c.indicators.ema_fast = 50;
+        c.decision.buy = 0.9;
+        c.decision.weights.volume = -1.0;
+        c.decision.min_confidence = 2.0;
+        c.decision_timeframes = vec![Timeframe::D1];
+        let paths: Vec<_> = c.validate().into_iter().map(|i| i.path).collect();
+        for p in [
+            "indicators.ema_fast",
+            "decision",
+            "decision.weights.volume",
+            "decision.min_confidence",
+            "decision_timeframes",
+        ] {
+            assert!(paths.iter().any(|x| x == p), "{p} missing from {paths:?}");
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! The weighted multi-factor decision: four factors computed from the bar's indicators
+//! (technical, momentum, volume, volatility), three reported absent until their inputs exist
+//! (fundamental, sentiment, ML), a score that is the weighted sum of the factor values, and
+//! a trade plan (stop, target, expected return, horizon, risk) taken from the bar's ATR.
+//!
+//! The factor definitions are written out in `docs/DECISION.md`.
+
+use atalaya_model::{
+    FactorContribution, InstrumentId, OpportunityKind, OpportunityRaw, Timeframe, UnixNanos,
+};
+
+use crate::config::DecisionConfig;
+use crate::indicators::Bands;
+
+/// What the indicators say about one closed bar, once every indicator is ready.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Snapshot {
+    /// The bar's open.
+    pub open: f64,
+    /// The bar's high.
+    pub high: f64,
+    /// The bar's low.
+    pub low: f64,
+    /// The bar's close.
+    pub close: f64,
+    /// Fast EMA of closes.
+    pub ema_fast: f64,
+    /// Slow EMA of closes.
+    pub ema_slow: f64,
+    /// Wilder RSI.
+    pub rsi: f64,
+    /// Whether the RSI window was flat (no gains and no losses).
+    pub rsi_flat: bool,
+    /// Average true range.
+    pub atr: f64,
+    /// Bollinger Bands.
+    pub bands: Bands,
+    /// Close now over close `momentum` bars ago, minus one.
+    pub roc: f64,
+    /// This bar's volume over the baseline average volume.
+    pub volume_ratio: f64,
+    /// ATR over its baseline average.
+    pub atr_ratio: f64,
+}
+
+/// The outcome of scoring one bar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// The type for this score.
+    pub kind: OpportunityKind,
+    /// The weighted score in `[-1, 1]`.
+    pub score: f64,
+    /// Confidence in `[0, 1]`.
+    pub confidence: f64,
+    /// Every factor with its value, weight and contribution.
+    pub factors: Vec<FactorContribution>,
+}
+
+/// Periods shown in the factor explanations.
+#[derive(Clone, Copy, Debug)]
+pub struct Periods {
+    /// Fast EMA period.
+    pub ema_fast: usize,
+    /// Slow EMA period.
+    pub ema_slow: usize,
+    /// RSI period.
+    pub rsi: usize,
+    /// Momentum look-back.
+    pub momentum: usize,
+}
+
+fn clamp1(x: f64) -> f64 {
+    if x.is_nan() { 0.0 } else { x.clamp(-1.0, 1.0) }
+}
+
+/// The four factor values (in `[-1, 1]`) with their explanations.
+fn factor_values(s: &Snapshot, p: Periods) -> [(f64, String); 4] {
+    let atr = s.atr.max(f64::MIN_POSITIVE);
+    // Technical: EMA spread in ATRs, position within the Bollinger half-width, RSI around 50.
+    let spread_atr = (s.ema_fast - s.ema_slow) / atr;
+    let trend = spread_atr.tanh();
+    let half = s.bands.upper - s.bands.middle;
+    let pct_b = if half > 0.0 {
+        clamp1((s.close - s.bands.middle) / half)
+    } else {
+        0.0
+    };
+    let rsi_s = if s.rsi_flat {
+        0.0
+    } else {
+        clamp1((s.rsi - 50.0) / 25.0)
+    };
+    let technical = (trend + pct_b + rsi_s) / 3.0;
+    let technical_detail = format!(
+        "EMA{} {:.6} vs EMA{} {:.6} ({:+.2} ATR); close {:+.2} of the Bollinger half-width; RSI{} {:.1}",
+        p.ema_fast, s.ema_fast, p.ema_slow, s.ema_slow, spread_atr, pct_b, p.rsi, s.rsi
+    );
+    // Momentum: the look-back return in units of the volatility expected over it.
+    let expected_move = (atr / s.close) * (p.momentum as f64).sqrt();
+    let z = s.roc / expected_move;
+    let momentum = z.tanh();
+    let momentum_detail = format!(
+        "{}-bar return {:+.3}% = {:+.2}x the ATR-implied move",
+        p.momentum,
+        s.roc * 100.0,
+        z
+    );
+    // Volume: bar direction (body over range) weighted by relative volume.
+    let range = s.high - s.low;
+    let body = if range > 0.0 {
+        (s.close - s.open) / range
+    } else {
+        0.0
+    };
+    let volume = clamp1(body * (s.volume_ratio / 2.0).min(1.0));
+    let volume_detail = format!(
+        "volume {:.2}x its average on a bar whose body is {:+.2} of its range",
+        s.volume_ratio, body
+    );
+    // Volatility: expansion of ATR over its baseline confirms the trend; contraction is neutral.
+    let expansion = (s.atr_ratio - 1.0).clamp(0.0, 1.0);
+    let volatility = clamp1(trend * expansion);
+    let volatility_detail = format!(
+        "ATR {:.6} is {:.2}x its average ({} trend)",
+        s.atr,
+        s.atr_ratio,
+        if trend >= 0.0 { "up" } else { "down" }
+    );
+    [
+        (clamp1(technical), technical_detail),
+        (momentum, momentum_detail),
+        (volume, volume_detail),
+        (volatility, volatility_detail),
+    ]
+}
+
+/// Scores one bar.
+pub fn decide(s: &Snapshot, p: Periods, cfg: &DecisionConfig) -> Decision {
+    let values = factor_values(s, p);
+    let named = cfg.weights.named();
+    let available_total: f64 = named[..4].iter().map(|(_, w)| w).sum();
+    let mut factors = Vec::with_capacity(named.len());
+    let mut score = 0.0;
+    for (i, (name, w)) in named.into_iter().enumerate() {
+        if let Some((value, detail)) = values.get(i) {
+            let weight = if available_total > 0.0 {
+                w / available_total
+            } else {
+                0.0
+            };
+            let contribution = value * weight;
+            score += contribution;
+            factors.push(FactorContribution {
+                name: name.to_owned(),
+                available: true,
+                value: *value,
+                weight,
+                contribution,
+                detail: detail.clone(),
+            });
+        } else {
+            factors.push(FactorContribution {
+                name: name.to_owned(),
+                available: false,
+                value: 0.0,
+                weight: 0.0,
+                contribution: 0.0,
+                detail: format!("absent: no {name} input yet; its weight {w} was redistributed"),
+            });
+        }
+    }
+    let score = score.clamp(-1.0, 1.0);
+    let agree: f64 = factors
+        .iter()
+        .filter(|f| f.available && f.value != 0.0 && f.value.signum() == score.signum())
+        .map(|f| f.weight)
+        .sum();
+    let confidence = (agree * (0.5 + 0.5 * score.abs())).clamp(0.0, 1.0);
+    let kind = if score >= cfg.strong_buy {
+        OpportunityKind::StrongBuy
+    } else if score >= cfg.buy {
+        OpportunityKind::Buy
+    } else if score <= cfg.strong_sell {
+        OpportunityKind::StrongSell
+    } else if score <= cfg.sell {
+        OpportunityKind::Sell
+    } else {
+        OpportunityKind::Hold
+    };
+    Decision {
+        kind,
+        score,
+        confidence,
+        factors,
+    }
+}
+
+/// Which bar an opportunity is about, and the id it gets.
+#[derive(Clone, Copy, Debug)]
+pub struct BarKey {
+    /// The opportunity's id.
+    pub id: u64,
+    /// The instrument.
+    pub instrument: InstrumentId,
+    /// The bar's timeframe.
+    pub timeframe: Timeframe,
+    /// The bar's close time (the opportunity's generation time).
+    pub close_time: UnixNanos,
+}
+
+/// Turns a non-HOLD decision into the fields of an opportunity, with its trade plan:
+/// stop and target at `stop_atr` and `target_atr` ATRs from the close, expected return
+/// `p × target − (1 − p) × stop` with the confidence as `p`, horizon `horizon_bars` bars, and
+/// risk as the ATR-implied daily volatility over 10%.
+pub fn plan(
+    d: Decision,
+    s: &Snapshot,
+    bar: BarKey,
+    cfg: &DecisionConfig,
+) -> Option<OpportunityRaw> {
+    let tf = bar.timeframe;
+    let dir = f64::from(d.kind.direction());
+    if dir == 0.0 {
+        return None;
+    }
+    let stop_dist = cfg.stop_atr * s.atr;
+    let target_dist = cfg.target_atr * s.atr;
+    let stop = s.close - dir * stop_dist;
+    let target = s.close + dir * target_dist;
+    let p = d.confidence;
+    let expected_return = dir * (p * target_dist - (1.0 - p) * stop_dist) / s.close;
+    let bars_per_day = 86_400_000_000_000.0 / tf.nanos() as f64;
+    let daily_vol = (s.atr / s.close) * bars_per_day.sqrt();
+    let risk_level = (daily_vol / 0.10).clamp(0.0, 1.0);
+    let raw = OpportunityRaw {
+        id: bar.id,
+        instrument: bar.instrument,
+        timeframe: tf,
+        kind: d.kind,
+        score: d.score,
+        confidence: d.confidence,
+        expected_return,
+        risk_level,
+        horizon_ns: tf.nanos().saturating_mul(i64::from(cfg.horizon_bars)),
+        price: s.close,
+        stop_loss: (stop > 0.0).then_some(stop),
+        take_profit: (target > 0.0).then_some(target),
+        generated_at: bar.close_time,
+        factors: d.factors,
+    };
+    Some(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(trend_up: bool) -> Snapshot {
+        let sgn = if trend_up { 1.0 } else { -1.0 };
+        Snapshot {
+            open: 100.0 - sgn,
+            high: 101.5,
+            low: 98.5,
+            close: 100.0 + sgn,
+            ema_fast: 100.0 + sgn * 2.0,
+            ema_slow: 100.0,
+            rsi: 50.0 + sgn * 20.0,
+            rsi_flat: false,
+            atr: 1.0,
+            bands: Bands {
+                lower: 98.0,
+                middle: 100.0,
+                upper: 102.0,
+            },
+            roc: sgn * 0.05,
+            volume_ratio: 2.5,
+            atr_ratio: 1.6,
+        }
+    }
+
+    fn key() -> BarKey {
+        BarKey {
+            id: 1,
+            instrument: "sim:BTC/USDT".parse().unwrap(),
+            timeframe: Timeframe::H1,
+            close_time: 3_600_000_000_000,
+        }
+    }
+
+    fn periods() -> Periods {
+        Periods {
+            ema_fast: 12,
+            ema_slow: 26,
+            rsi: 14,
+            momentum: 10,
+        }
+    }
+
+    #[test]
+    fn strong_uptrend_is_a_buy_whose_contributions_add_up() {
+        let cfg = DecisionConfig::default();
+        let d = decide(&snap(true), periods(), &cfg);
+        assert!(d.score >= cfg.buy, "{d:?}");
+        let sum: f64 = d.factors.iter().map(|f| f.contribution).sum();
+        assert!((sum - d.score).abs() < 1e-12);
+        assert_eq!(d.factors.len(), 7);
+        assert_eq!(d.factors.iter().filter(|f| !f.available).count(), 3);
+        let wsum: f64 = d.factors.iter().map(|f| f.weight).sum();
+        assert!((wsum - 1.0).abs() < 1e-12);
+        let raw = plan(d, &snap(true), key(), &cfg).unwrap();
+        assert_eq!(raw.kind.direction(), 1);
+        assert!(raw.stop_loss.unwrap() < 101.0 && raw.take_profit.unwrap() > 101.0);
+        assert!(raw.expected_return > 0.0);
+    }
+
+    #[test]
+    fn mirror_image_is_a_sell() {
+        let cfg = DecisionConfig::default();
+        let up = decide(&snap(true), periods(), &cfg);
+        let down = decide(&snap(false), periods(), &cfg);
+        // Not an exact mirror: momentum is scaled by ATR over the (different) close.
+        assert!(
+            up.score >= cfg.buy && down.score <= cfg.sell,
+            "{} {}",
+            up.score,
+            down.score
+        );
+        assert_eq!(down.kind.direction(), -1);
+        let raw = plan(down, &snap(false), key(), &cfg).unwrap();
+        assert!(raw.expected_return < 0.0);
+        assert!(raw.stop_loss.unwrap() > 99.0);
+    }
+}

@@ -1,0 +1,24 @@
+//! The synchronous, deterministic core of Atalaya.
+//!
+//! Sources push [`Envelope`](atalaya_model::Envelope)s of market data in; [`Pipeline::process`]
+//! aggregates trades and candles into bars on the configured timeframes, closes bars on time,
+//! updates streaming indicators (EMA, Wilder RSI, ATR, Bollinger Bands) and scores each closed
+//! bar with a weighted multi-factor decision whose every factor is listed with its value,
+//! weight and contribution.
+//!
+//! This crate does not depend on tokio and never reads the wall clock: time comes from the
+//! events. Live runs, replays and backtests call the same `process`, so a replay of a recorded
+//! session reproduces its decisions byte for byte.
+//!
+//! It depends only on `atalaya-model`. Later issues add the technical-analysis crate's
+//! indicator set, trading rules, the risk manager and the paper portfolio here.
+
+mod config;
+pub mod decision;
+mod error;
+pub mod indicators;
+mod pipeline;
+
+pub use config::{ConfigIssue, DecisionConfig, EngineConfig, IndicatorConfig, Weights};
+pub use error::EngineError;
+pub use pipeline::{Pipeline, PipelineStats};

@@ -1,0 +1,657 @@
+//! [`Pipeline`]: the one synchronous entry point for live runs, replays and backtests.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use atalaya_model::{
+    Candle, Envelope, Event, InstrumentId, Opportunity, OpportunityKind, Symbol, Timeframe,
+    UnixNanos,
+};
+use serde::Serialize;
+
+use crate::EngineError;
+use crate::config::EngineConfig;
+use crate::decision::{BarKey, Periods, Snapshot, decide, plan};
+use crate::indicators::{Atr, Bollinger, Ema, Rsi, Window};
+
+/// FxHash (as in rustc): a fast, deterministic hasher for the instrument interner.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(buf));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Counters describing what the pipeline has done; cheap to copy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PipelineStats {
+    /// Envelopes processed.
+    pub events: u64,
+    /// Trades aggregated.
+    pub trades: u64,
+    /// Candles received from sources.
+    pub candles_in: u64,
+    /// Bars closed and emitted.
+    pub candles_out: u64,
+    /// Trades or candles older than the bar they belong to, or duplicates: not aggregated.
+    pub late: u64,
+    /// Candles whose timeframe cannot build any configured timeframe.
+    pub unusable_candles: u64,
+    /// Opportunities emitted.
+    pub opportunities: u64,
+    /// Instruments seen.
+    pub instruments: u64,
+}
+
+/// A bar under construction.
+#[derive(Clone, Copy, Debug)]
+struct Building {
+    open_time: UnixNanos,
+    ohlc: [f64; 4],
+    volume: f64,
+    trades: u32,
+}
+
+/// Indicator state of one (instrument, timeframe) series.
+#[derive(Clone, Debug)]
+struct Series {
+    building: Option<Building>,
+    /// End of the last bar emitted: anything before it is late.
+    closed_until: UnixNanos,
+    ema_fast: Ema,
+    ema_slow: Ema,
+    rsi: Rsi,
+    atr: Atr,
+    bollinger: Bollinger,
+    closes: Window,
+    volumes: Window,
+    atrs: Window,
+    last_kind: OpportunityKind,
+}
+
+impl Series {
+    fn new(cfg: &EngineConfig) -> Self {
+        let i = &cfg.indicators;
+        Self {
+            building: None,
+            closed_until: UnixNanos::MIN,
+            ema_fast: Ema::new(i.ema_fast),
+            ema_slow: Ema::new(i.ema_slow),
+            rsi: Rsi::new(i.rsi),
+            atr: Atr::new(i.atr),
+            bollinger: Bollinger::new(i.bollinger, i.bollinger_k),
+            closes: Window::new(i.momentum + 1),
+            volumes: Window::new(i.baseline),
+            atrs: Window::new(i.baseline),
+            last_kind: OpportunityKind::Hold,
+        }
+    }
+
+    /// Updates every indicator with a closed bar; returns the snapshot once all are ready.
+    fn update(&mut self, c: &Candle) -> Option<Snapshot> {
+        let (h, l, close) = (c.high(), c.low(), c.close());
+        let ema_fast = self.ema_fast.update(close);
+        let ema_slow = self.ema_slow.update(close);
+        let rsi = self.rsi.update(close);
+        let atr = self.atr.update(h, l, close);
+        let bands = self.bollinger.update(close);
+        self.closes.push(close);
+        self.volumes.push(c.volume());
+        if let Some(a) = atr {
+            self.atrs.push(a);
+        }
+        let (ema_fast, ema_slow, rsi, atr, bands) = (ema_fast?, ema_slow?, rsi?, atr?, bands?);
+        if !(self.closes.is_full() && self.volumes.is_full() && self.atrs.is_full()) {
+            return None;
+        }
+        let avg_volume = self.volumes.mean();
+        let avg_atr = self.atrs.mean();
+        Some(Snapshot {
+            open: c.open(),
+            high: h,
+            low: l,
+            close,
+            ema_fast,
+            ema_slow,
+            rsi,
+            rsi_flat: self.rsi.is_flat(),
+            atr,
+            bands,
+            roc: close / self.closes.oldest() - 1.0,
+            volume_ratio: if avg_volume > 0.0 {
+                c.volume() / avg_volume
+            } else {
+                0.0
+            },
+            atr_ratio: if avg_atr > 0.0 { atr / avg_atr } else { 1.0 },
+        })
+    }
+}
+
+/// The deterministic core: aggregates trades and candles into bars on the configured
+/// timeframes, closes bars on time (on a later trade, a later candle or a
+/// [`Event::Heartbeat`]), updates the indicators of each closed bar and scores it.
+///
+/// It never reads the wall clock and never allocates per event on the hot path: instruments
+/// are interned to dense indices, series state lives in one flat vector, and the outputs of
+/// each call are written into a buffer that is reused. The same input always yields the same
+/// output, byte for byte.
+///
+/// ```
+/// use atalaya_engine::{EngineConfig, Pipeline};
+/// use atalaya_model::{Candle, Envelope, Event, Symbol, Timeframe};
+///
+/// let mut p = Pipeline::new(EngineConfig::default()).unwrap();
+/// let id = "sim:BTC/USDT".parse().unwrap();
+/// let c = Candle::new(id, Timeframe::M1, 0, [1.0, 1.0, 1.0, 1.0], 1.0, 1).unwrap();
+/// let env = Envelope::new(0, c.close_time(), c.close_time(), Symbol::new("test").unwrap(), Event::Candle(c));
+/// let out = p.process(&env);
+/// assert!(matches!(out[0].payload, Event::Candle(_)));
+/// ```
+#[derive(Debug)]
+pub struct Pipeline {
+    cfg: EngineConfig,
+    timeframes: Vec<Timeframe>,
+    decide_on: Vec<bool>,
+    periods: Periods,
+    index: HashMap<InstrumentId, u32, BuildHasherDefault<FxHasher>>,
+    instruments: Vec<InstrumentId>,
+    last_hit: Option<(InstrumentId, u32)>,
+    series: Vec<Series>,
+    out: Vec<Envelope<Event>>,
+    out_seq: u64,
+    stats: PipelineStats,
+    source: Symbol,
+    now: UnixNanos,
+}
+
+impl Pipeline {
+    /// A pipeline for `cfg`; fails with every configuration problem listed.
+    pub fn new(cfg: EngineConfig) -> Result<Self, EngineError> {
+        let issues = cfg.validate();
+        if !issues.is_empty() {
+            return Err(EngineError::Config(issues));
+        }
+        let mut timeframes = cfg.timeframes.clone();
+        timeframes.sort();
+        let decide_on = timeframes
+            .iter()
+            .map(|tf| cfg.decision_timeframes().contains(tf))
+            .collect();
+        let i = &cfg.indicators;
+        let periods = Periods {
+            ema_fast: i.ema_fast,
+            ema_slow: i.ema_slow,
+            rsi: i.rsi,
+            momentum: i.momentum,
+        };
+        Ok(Self {
+            timeframes,
+            decide_on,
+            periods,
+            index: HashMap::default(),
+            instruments: Vec::new(),
+            last_hit: None,
+            series: Vec::new(),
+            out: Vec::with_capacity(16),
+            out_seq: 0,
+            stats: PipelineStats::default(),
+            source: Symbol::new("engine").map_err(EngineError::Model)?,
+            now: UnixNanos::MIN,
+            cfg,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// The timeframes built, shortest first.
+    pub fn timeframes(&self) -> &[Timeframe] {
+        &self.timeframes
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> PipelineStats {
+        self.stats
+    }
+
+    /// The latest event time seen.
+    pub fn now(&self) -> UnixNanos {
+        self.now
+    }
+
+    /// Processes one envelope and returns what it produced: closed bars
+    /// ([`Event::Candle`]) and opportunities ([`Event::Opportunity`]), each in an envelope
+    /// from source `engine` whose `ts_event` is the bar's close time. The slice is valid
+    /// until the next call.
+    pub fn process(&mut self, env: &Envelope<Event>) -> &[Envelope<Event>] {
+        self.out.clear();
+        self.stats.events += 1;
+        let ts_received = env.ts_received;
+        match &env.payload {
+            Event::Trade(t) => {
+                self.advance(env.ts_event, ts_received);
+                self.on_trade(t.instrument(), env.ts_event, t.price(), t.quantity());
+            }
+            Event::Candle(c) => {
+                self.stats.candles_in += 1;
+                self.on_candle(c, ts_received);
+            }
+            Event::Heartbeat => self.advance(env.ts_event, ts_received),
+            // Text, on-chain and derived events are consumed by later analysers.
+            _ => {}
+        }
+        &self.out
+    }
+
+    /// Closes every bar that ends at or before `ts`, in (time, instrument, timeframe) order.
+    pub fn flush_until(&mut self, ts: UnixNanos) -> &[Envelope<Event>] {
+        self.out.clear();
+        self.advance(ts, ts);
+        &self.out
+    }
+
+    fn intern(&mut self, id: InstrumentId) -> usize {
+        if let Some((last, idx)) = self.last_hit
+            && last == id
+        {
+            return idx as usize;
+        }
+        let n_tf = self.timeframes.len();
+        let idx = match self.index.get(&id) {
+            Some(&i) => i,
+            None => {
+                let i = u32::try_from(self.instruments.len()).unwrap_or(u32::MAX);
+                self.index.insert(id, i);
+                self.instruments.push(id);
+                let fresh = Series::new(&self.cfg);
+                self.series.extend(std::iter::repeat_n(fresh, n_tf));
+                self.stats.instruments += 1;
+                i
+            }
+        };
+        self.last_hit = Some((id, idx));
+        idx as usize
+    }
+
+    /// Closes bars whose end is at or before `ts`.
+    fn advance(&mut self, ts: UnixNanos, ts_received: UnixNanos) {
+        if ts > self.now {
+            self.now = ts;
+        }
+        let n_tf = self.timeframes.len();
+        for s in 0..self.series.len() {
+            let tf = self.timeframes[s % n_tf];
+            if let Some(b) = self.series[s].building
+                && b.open_time + tf.nanos() <= ts
+            {
+                self.close_bar(s / n_tf, s % n_tf, ts_received);
+            }
+        }
+    }
+
+    fn on_trade(&mut self, id: InstrumentId, ts: UnixNanos, price: f64, qty: f64) {
+        let inst = self.intern(id);
+        self.stats.trades += 1;
+        let n_tf = self.timeframes.len();
+        let range = inst * n_tf..(inst + 1) * n_tf;
+        // A trade older than any bar already emitted would make the timeframes disagree:
+        // count it and leave every bar as it is.
+        let late = self.series[range]
+            .iter()
+            .zip(&self.timeframes)
+            .any(|(s, tf)| {
+                ts < s.closed_until || s.building.is_some_and(|b| b.open_time != tf.open_time(ts))
+            });
+        if late {
+            self.stats.late += 1;
+            return;
+        }
+        for k in 0..n_tf {
+            let open_time = self.timeframes[k].open_time(ts);
+            let s = inst * n_tf + k;
+            let series = &mut self.series[s];
+            match &mut series.building {
+                Some(b) => {
+                    b.ohlc[1] = b.ohlc[1].max(price);
+                    b.ohlc[2] = b.ohlc[2].min(price);
+                    b.ohlc[3] = price;
+                    b.volume += qty;
+                    b.trades += 1;
+                }
+                None => {
+                    series.building = Some(Building {
+                        open_time,
+                        ohlc: [price; 4],
+                        volume: qty,
+                        trades: 1,
+                    });
+                }
+            }
+        }
+    }
+
+    fn on_candle(&mut self, c: &Candle, ts_received: UnixNanos) {
+        let inst = self.intern(c.instrument());
+        let n_tf = self.timeframes.len();
+        let tf_in = c.timeframe();
+        // Bars of this instrument that ended by this candle's open are complete (the input
+        // skipped ahead over a gap): close them first, so outputs stay in time order.
+        for k in 0..n_tf {
+            let end = self.series[inst * n_tf + k]
+                .building
+                .map(|b| b.open_time + self.timeframes[k].nanos());
+            if end.is_some_and(|end| end <= c.open_time()) {
+                self.close_bar(inst, k, ts_received);
+            }
+        }
+        let mut used = false;
+        for k in 0..n_tf {
+            let tf = self.timeframes[k];
+            if !tf.is_multiple_of(tf_in) {
+                continue;
+            }
+            used = true;
+            let s = inst * n_tf + k;
+            if c.open_time() < self.series[s].closed_until {
+                if tf == tf_in {
+                    self.stats.late += 1;
+                }
+                continue;
+            }
+            if tf == tf_in {
+                self.series[s].building = Some(Building {
+                    open_time: c.open_time(),
+                    ohlc: [c.open(), c.high(), c.low(), c.close()],
+                    volume: c.volume(),
+                    trades: c.trades(),
+                });
+                self.close_bar(inst, k, ts_received);
+                continue;
+            }
+            let open_time = tf.open_time(c.open_time());
+            if let Some(b) = self.series[s].building
+                && b.open_time != open_time
+            {
+                // The bar in progress is over: the input skipped ahead (a gap).
+                self.close_bar(inst, k, ts_received);
+            }
+            let series = &mut self.series[s];
+            match &mut series.building {
+                Some(b) => {
+                    b.ohlc[1] = b.ohlc[1].max(c.high());
+                    b.ohlc[2] = b.ohlc[2].min(c.low());
+                    b.ohlc[3] = c.close();
+                    b.volume += c.volume();
+                    b.trades = b.trades.saturating_add(c.trades());
+                }
+                None => {
+                    series.building = Some(Building {
+                        open_time,
+                        ohlc: [c.open(), c.high(), c.low(), c.close()],
+                        volume: c.volume(),
+                        trades: c.trades(),
+                    });
+                }
+            }
+            if c.close_time() == open_time + tf.nanos() {
+                self.close_bar(inst, k, ts_received);
+            }
+        }
+        if !used {
+            self.stats.unusable_candles += 1;
+        }
+        if c.close_time() > self.now {
+            self.now = c.close_time();
+        }
+    }
+
+    fn emit(&mut self, ts_event: UnixNanos, ts_received: UnixNanos, payload: Event) {
+        self.out.push(Envelope::new(
+            self.out_seq,
+            ts_event,
+            ts_received,
+            self.source,
+            payload,
+        ));
+        self.out_seq += 1;
+    }
+
+    fn close_bar(&mut self, inst: usize, k: usize, ts_received: UnixNanos) {
+        let n_tf = self.timeframes.len();
+        let s = inst * n_tf + k;
+        let Some(b) = self.series[s].building.take() else {
+            return;
+        };
+        let tf = self.timeframes[k];
+        let id = self.instruments[inst];
+        // The parts were validated on the way in, so this only fails on float pathologies
+        // (an overflowing volume sum); such a bar is dropped and counted as late.
+        let Ok(candle) = Candle::new(id, tf, b.open_time, b.ohlc, b.volume, b.trades) else {
+            self.stats.late += 1;
+            return;
+        };
+        let close_time = candle.close_time();
+        self.series[s].closed_until = close_time;
+        self.stats.candles_out += 1;
+        self.emit(close_time, ts_received, Event::Candle(candle));
+        let Some(snapshot) = self.series[s].update(&candle) else {
+            return;
+        };
+        if !self.decide_on[k] {
+            return;
+        }
+        let d = decide(&snapshot, self.periods, &self.cfg.decision);
+        let series = &mut self.series[s];
+        if d.kind == OpportunityKind::Hold {
+            series.last_kind = OpportunityKind::Hold;
+            return;
+        }
+        if d.confidence < self.cfg.decision.min_confidence || d.kind == series.last_kind {
+            return;
+        }
+        series.last_kind = d.kind;
+        let key = BarKey {
+            id: self.stats.opportunities + 1,
+            instrument: id,
+            timeframe: tf,
+            close_time,
+        };
+        let Some(raw) = plan(d, &snapshot, key, &self.cfg.decision) else {
+            return;
+        };
+        if let Ok(opp) = Opportunity::new(raw) {
+            self.stats.opportunities += 1;
+            self.emit(close_time, ts_received, Event::Opportunity(opp));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atalaya_model::{NANOS_PER_SECOND, Side, Trade};
+
+    const MIN: i64 = 60 * NANOS_PER_SECOND;
+
+    fn id() -> InstrumentId {
+        "sim:BTC/USDT".parse().unwrap()
+    }
+
+    fn env(ts: i64, payload: Event) -> Envelope<Event> {
+        Envelope::new(0, ts, ts, Symbol::new("t").unwrap(), payload)
+    }
+
+    fn trade(ts: i64, price: f64) -> Envelope<Event> {
+        env(
+            ts,
+            Event::Trade(Trade::new(id(), ts as u64, price, 1.0, Side::Buy).unwrap()),
+        )
+    }
+
+    fn candles(out: &[Envelope<Event>]) -> Vec<Candle> {
+        out.iter()
+            .filter_map(|e| match &e.payload {
+                Event::Candle(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn cfg(tfs: &[Timeframe]) -> EngineConfig {
+        EngineConfig {
+            timeframes: tfs.to_vec(),
+            ..EngineConfig::default()
+        }
+    }
+
+    #[test]
+    fn trades_build_bars_that_close_on_heartbeat() {
+        let mut p = Pipeline::new(cfg(&[Timeframe::M1, Timeframe::M5])).unwrap();
+        assert!(p.process(&trade(1, 10.0)).is_empty());
+        assert!(p.process(&trade(2, 12.0)).is_empty());
+        assert!(p.process(&trade(3, 9.0)).is_empty());
+        assert!(p.process(&trade(MIN - 1, 11.0)).is_empty());
+        let out = candles(p.process(&env(MIN, Event::Heartbeat)));
+        assert_eq!(out.len(), 1);
+        let c = out[0];
+        assert_eq!(
+            (c.open(), c.high(), c.low(), c.close()),
+            (10.0, 12.0, 9.0, 11.0)
+        );
+        assert_eq!(
+            (c.volume(), c.trades(), c.timeframe()),
+            (4.0, 4, Timeframe::M1)
+        );
+        // A late trade for the closed minute is counted, not merged.
+        assert!(p.process(&trade(MIN - 2, 50.0)).is_empty());
+        assert_eq!(p.stats().late, 1);
+        p.process(&trade(2 * MIN + 5, 13.0));
+        let out = candles(p.process(&env(5 * MIN, Event::Heartbeat)));
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0].timeframe(), Timeframe::M1);
+        assert_eq!(out[1].timeframe(), Timeframe::M5);
+        assert_eq!(
+            (out[1].open(), out[1].high(), out[1].low(), out[1].close()),
+            (10.0, 13.0, 9.0, 13.0)
+        );
+    }
+
+    #[test]
+    fn candles_aggregate_to_higher_timeframes_and_close_with_the_last_constituent() {
+        let mut p = Pipeline::new(cfg(&[Timeframe::M1, Timeframe::M5])).unwrap();
+        let mut closed = Vec::new();
+        for i in 0..5 {
+            let px = 100.0 + f64::from(i);
+            let c = Candle::new(
+                id(),
+                Timeframe::M1,
+                i64::from(i) * MIN,
+                [px, px + 2.0, px - 1.0, px + 1.0],
+                2.0,
+                3,
+            )
+            .unwrap();
+            closed.extend(candles(p.process(&env(c.close_time(), Event::Candle(c)))));
+        }
+        assert_eq!(closed.len(), 6);
+        let m5 = closed[5];
+        assert_eq!(m5.timeframe(), Timeframe::M5);
+        assert_eq!(
+            (m5.open(), m5.high(), m5.low(), m5.close()),
+            (100.0, 106.0, 99.0, 105.0)
+        );
+        assert_eq!((m5.volume(), m5.trades()), (10.0, 15));
+        // A duplicate 1m candle is late.
+        let dup = Candle::new(id(), Timeframe::M1, 0, [1.0, 1.0, 1.0, 1.0], 1.0, 0).unwrap();
+        assert!(p.process(&env(MIN, Event::Candle(dup))).is_empty());
+        assert_eq!(p.stats().late, 1);
+    }
+
+    #[test]
+    fn a_gap_closes_the_partial_higher_bar() {
+        let mut p = Pipeline::new(cfg(&[Timeframe::M1, Timeframe::M5])).unwrap();
+        let c0 = Candle::new(id(), Timeframe::M1, 0, [1.0, 1.0, 1.0, 1.0], 1.0, 0).unwrap();
+        p.process(&env(MIN, Event::Candle(c0)));
+        let c7 = Candle::new(id(), Timeframe::M1, 7 * MIN, [2.0, 2.0, 2.0, 2.0], 1.0, 0).unwrap();
+        let out = candles(p.process(&env(8 * MIN, Event::Candle(c7))));
+        assert_eq!(out.len(), 2);
+        assert_eq!((out[0].timeframe(), out[0].open_time()), (Timeframe::M5, 0));
+        assert_eq!(out[1].timeframe(), Timeframe::M1);
+    }
+
+    #[test]
+    fn same_input_same_output_and_contributions_add_up() {
+        let run = || {
+            let mut p = Pipeline::new(EngineConfig::default()).unwrap();
+            let mut all = Vec::new();
+            let mut px = 100.0_f64;
+            for i in 0..3000i64 {
+                // A zig-zag trend: 300 bars up, 300 bars down.
+                let dir = if (i / 300) % 2 == 0 { 1.0 } else { -1.0 };
+                let wiggle = ((i * 7919) % 13) as f64 / 13.0 - 0.5;
+                let next = px * (1.0 + dir * 0.002 + 0.001 * wiggle);
+                let c = Candle::new(
+                    id(),
+                    Timeframe::M1,
+                    i * MIN,
+                    [px, px.max(next) * 1.0005, px.min(next) * 0.9995, next],
+                    1.0 + ((i * 31) % 7) as f64,
+                    5,
+                )
+                .unwrap();
+                px = next;
+                all.extend(
+                    p.process(&env(c.close_time(), Event::Candle(c)))
+                        .iter()
+                        .cloned(),
+                );
+            }
+            all
+        };
+        let a = run();
+        let b = run();
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
+        let opps: Vec<_> = a
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Event::Opportunity(o) => Some(o.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(!opps.is_empty());
+        for o in &opps {
+            let sum: f64 = o.factors().iter().map(|f| f.contribution).sum();
+            assert!((sum - o.score()).abs() < 1e-9);
+        }
+        assert!(opps.iter().any(|o| o.kind().direction() > 0));
+        assert!(opps.iter().any(|o| o.kind().direction() < 0));
+    }
+}
