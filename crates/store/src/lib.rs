@@ -1,0 +1,245 @@
+//! Persistence for Atalaya: candles, opportunities, alerts and raw text items.
+//!
+//! The [`Store`] trait is the seam; [`SqliteStore`] is the embedded default (sqlx with the
+//! bundled SQLite, WAL journal, migrations embedded in the binary). PostgreSQL, InfluxDB and
+//! Redis backends come later behind the same trait.
+//!
+//! Writes go through one [`writer`] task that drains the bus's reliable outbound queue and
+//! commits each batch in one transaction; candles are upserted by (instrument, timeframe,
+//! open time) and opportunities are unique per (instrument, timeframe, time, type), so a
+//! replay of the same data is idempotent.
+//!
+//! This crate depends on `atalaya-model` (types) and `atalaya-bus` only through the writer's
+//! subscription.
+
+mod config;
+mod sqlite;
+pub mod writer;
+
+use async_trait::async_trait;
+use atalaya_model::{
+    Alert, Candle, InstrumentId, NewsItem, Opportunity, OpportunityKind, SocialPost, Timeframe,
+    UnixNanos,
+};
+use serde::Serialize;
+
+pub use config::StoreConfig;
+pub use sqlite::SqliteStore;
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened (bad path, permissions, not a database).
+    #[error("cannot open the store at {location}")]
+    Open {
+        /// Where it was.
+        location: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Applying migrations failed.
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database query failed: {context}")]
+    Query {
+        /// What was being done.
+        context: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A stored row could not be turned back into a domain value.
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Serialising a value for storage failed.
+    #[error("cannot encode {what}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl StoreError {
+    /// Whether retrying the same operation may succeed (a busy or locked database, a pool
+    /// time-out, an I/O hiccup).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Query { source, .. } | StoreError::Open { source, .. } => matches!(
+                source,
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Database(_)
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// A raw text item (news or social post) with the time it became known.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TextItem {
+    /// A headline.
+    News(NewsItem),
+    /// A social post.
+    Social(SocialPost),
+}
+
+/// Everything one transaction writes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    /// Closed bars (upserted).
+    pub candles: Vec<Candle>,
+    /// Opportunities with the time they were received by the writer's input.
+    pub opportunities: Vec<(Opportunity, UnixNanos)>,
+    /// Alerts.
+    pub alerts: Vec<Alert>,
+    /// Text items with the time they became known.
+    pub text_items: Vec<(TextItem, UnixNanos)>,
+}
+
+impl Batch {
+    /// Number of rows in the batch.
+    pub fn len(&self) -> usize {
+        self.candles.len() + self.opportunities.len() + self.alerts.len() + self.text_items.len()
+    }
+
+    /// Whether the batch holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Empties the batch, keeping its capacity.
+    pub fn clear(&mut self) {
+        self.candles.clear();
+        self.opportunities.clear();
+        self.alerts.clear();
+        self.text_items.clear();
+    }
+}
+
+/// Which candles to read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CandleQuery {
+    /// The instrument.
+    pub instrument: InstrumentId,
+    /// The timeframe.
+    pub timeframe: Timeframe,
+    /// Earliest open time (inclusive).
+    pub from: Option<UnixNanos>,
+    /// Latest open time (exclusive).
+    pub to: Option<UnixNanos>,
+    /// At most this many, oldest first.
+    pub limit: u32,
+}
+
+/// Which opportunities to read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OpportunityQuery {
+    /// Only this instrument.
+    pub instrument: Option<InstrumentId>,
+    /// Only this type.
+    pub kind: Option<OpportunityKind>,
+    /// Generated at or after this time.
+    pub since: Option<UnixNanos>,
+    /// Page number, from 1.
+    pub page: u32,
+    /// Rows per page.
+    pub per_page: u32,
+}
+
+/// A stored opportunity with its row id.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredOpportunity {
+    /// Row id, stable within one database.
+    pub id: i64,
+    /// When the pipeline's input that produced it was received.
+    pub received_at: UnixNanos,
+    /// The opportunity.
+    pub opportunity: Opportunity,
+}
+
+/// One page of results.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Page<T> {
+    /// The rows.
+    pub items: Vec<T>,
+    /// Page number, from 1.
+    pub page: u32,
+    /// Rows per page.
+    pub per_page: u32,
+    /// Rows matching the filters, over all pages.
+    pub total: u64,
+}
+
+/// Row counts and sizes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StoreStats {
+    /// The backend (`sqlite`).
+    pub backend: &'static str,
+    /// Where it lives.
+    pub location: String,
+    /// Candle rows.
+    pub candles: u64,
+    /// Opportunity rows.
+    pub opportunities: u64,
+    /// Alert rows.
+    pub alerts: u64,
+    /// Text item rows.
+    pub text_items: u64,
+    /// Size on disk in bytes (main database file).
+    pub size_bytes: u64,
+    /// Candle rows per (instrument, timeframe).
+    pub series: Vec<SeriesStats>,
+    /// Applied migration versions.
+    pub migrations: Vec<i64>,
+}
+
+/// Candle coverage of one series.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SeriesStats {
+    /// Instrument id.
+    pub instrument: String,
+    /// Timeframe.
+    pub timeframe: String,
+    /// Rows.
+    pub rows: u64,
+    /// First open time.
+    pub first: UnixNanos,
+    /// Last open time.
+    pub last: UnixNanos,
+}
+
+/// The persistence seam. One implementation per backend, chosen by configuration.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Brings the schema up to date.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Writes a batch in one transaction: all of it or none of it.
+    async fn write(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// Reads candles, oldest first.
+    async fn candles(&self, q: &CandleQuery) -> Result<Vec<Candle>, StoreError>;
+    /// Reads opportunities, newest first.
+    async fn opportunities(
+        &self,
+        q: &OpportunityQuery,
+    ) -> Result<Page<StoredOpportunity>, StoreError>;
+    /// Row counts and sizes.
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// Flushes and closes connections.
+    async fn close(&self);
+}
+
+/// Opens the store described by `cfg`.
+pub async fn open(cfg: &StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    match cfg {
+        StoreConfig::Sqlite { path } => Ok(std::sync::Arc::new(SqliteStore::open(path).await?)),
+    }
+}
