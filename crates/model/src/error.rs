@@ -76,6 +76,16 @@ pub enum ModelError {
         /// The stated score.
         score: f64,
     },
+    /// A time could not be parsed.
+    #[error(
+        "invalid time {input:?}: {reason} (use YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or epoch seconds/ms/ns)"
+    )]
+    InvalidTime {
+        /// The rejected text.
+        input: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// An opportunity type was not one of the five names.
     #[error(
         "invalid opportunity type {input:?}: expected STRONG_BUY, BUY, HOLD, SELL or STRONG_SELL"

@@ -28,6 +28,7 @@ mod event;
 mod instrument;
 mod market;
 mod text;
+mod time;
 mod timeframe;
 
 pub use clock::{Clock, LiveClock, NANOS_PER_MILLI, NANOS_PER_SECOND, ReplayClock, UnixNanos};
@@ -41,4 +42,5 @@ pub use instrument::{InstrumentId, Symbol};
 pub use market::{Candle, MarketStats, Side, Ticker, Trade};
 pub use rust_decimal::Decimal;
 pub use text::{NewsItem, OnchainMetric, SocialPlatform, SocialPost};
+pub use time::{format_utc, parse_utc};
 pub use timeframe::Timeframe;

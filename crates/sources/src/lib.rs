@@ -1,0 +1,186 @@
+//! Atalaya's data sources.
+//!
+//! A [`Source`] runs as an async task and publishes [`Envelope`]s of
+//! [`Event`](atalaya_model::Event)s to the bus's inbound topic, reporting its health as it
+//! goes. This crate holds the offline sources that need no network:
+//!
+//! * [`sim`]: the deterministic market simulator, the default when no venue is configured
+//!   (`atalaya run --demo`), wrapped for live use by [`SimulatorSource`] with real-time,
+//!   accelerated or unthrottled pacing;
+//! * [`replay`]: Binance kline CSV and freqtrade JSON history, with malformed rows and gaps
+//!   reported by file and line.
+//!
+//! Live venue collectors (Binance, Coinbase, …), news, social and on-chain feeds join here
+//! on top of `atalaya-net`'s reconnect, backoff and rate-limit plumbing.
+
+pub mod replay;
+mod rng;
+pub mod sim;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use atalaya_bus::health::{SourceHandle, SourceState};
+use atalaya_bus::{Bus, BusError, Topic};
+use atalaya_model::{Envelope, Event, ModelError, UnixNanos};
+use tokio_util::sync::CancellationToken;
+
+pub use sim::{MarketSim, SimConfig};
+
+/// Source failures.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The source's configuration has problems; each is listed with its field path.
+    #[error("invalid source configuration: {}", .0.join("; "))]
+    Config(Vec<String>),
+    /// A domain value was rejected.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A file could not be read.
+    #[error("cannot read {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be parsed at all.
+    #[error("{}:{line}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What was wrong.
+        message: String,
+    },
+    /// The caller must say something the source cannot infer.
+    #[error("{0}")]
+    Usage(String),
+    /// Publishing failed because the bus closed.
+    #[error("publishing failed")]
+    Bus(#[from] BusError),
+}
+
+/// What a source needs at run time.
+#[derive(Clone, Debug)]
+pub struct SourceContext {
+    /// Where to publish.
+    pub bus: Arc<dyn Bus>,
+    /// This source's health entry.
+    pub health: SourceHandle,
+    /// Cancelled at shutdown.
+    pub cancel: CancellationToken,
+}
+
+/// A producer of events. Runs until its input ends, it is cancelled, or it fails.
+#[async_trait]
+pub trait Source: Send {
+    /// A short name for logs and the status page.
+    fn name(&self) -> &str;
+    /// Produces events until done.
+    async fn run(self: Box<Self>, ctx: SourceContext) -> Result<(), SourceError>;
+}
+
+/// How fast a simulation runs against the wall clock.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Speed {
+    /// `factor` simulated seconds per wall second (1 = real time).
+    Factor(f64),
+    /// As fast as the consumers allow (backpressure is the only brake).
+    Max,
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("max") {
+            return Ok(Speed::Max);
+        }
+        let t = s
+            .trim()
+            .trim_start_matches(['x', 'X'])
+            .trim_end_matches(['x', 'X']);
+        match t.parse::<f64>() {
+            Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed::Factor(f)),
+            _ => Err(format!(
+                "invalid speed {s:?}: use a positive number (1 = real time, 60 = a minute per second) or `max`"
+            )),
+        }
+    }
+}
+
+/// The simulator as a live source.
+#[derive(Debug)]
+pub struct SimulatorSource {
+    sim: MarketSim,
+    speed: Speed,
+    until: Option<UnixNanos>,
+}
+
+impl SimulatorSource {
+    /// Runs `sim` at `speed`, stopping when simulated time reaches `until` (if given).
+    pub fn new(sim: MarketSim, speed: Speed, until: Option<UnixNanos>) -> Self {
+        Self { sim, speed, until }
+    }
+}
+
+#[async_trait]
+impl Source for SimulatorSource {
+    fn name(&self) -> &str {
+        "sim"
+    }
+
+    async fn run(mut self: Box<Self>, ctx: SourceContext) -> Result<(), SourceError> {
+        ctx.health.set_state(SourceState::Running);
+        let wall0 = Instant::now();
+        let sim0 = self.sim.now();
+        let mut buf: Vec<Envelope<Event>> = Vec::with_capacity(4096);
+        while self.until.is_none_or(|u| self.sim.now() < u) {
+            if ctx.cancel.is_cancelled() {
+                break;
+            }
+            self.sim.next_minute(&mut buf);
+            let n = buf.len() as u64;
+            let last = buf.last().map_or(self.sim.now(), |e| e.ts_event);
+            for env in buf.drain(..) {
+                if let Speed::Factor(f) = self.speed {
+                    let target =
+                        Duration::from_secs_f64((env.ts_event - sim0).max(0) as f64 / 1e9 / f);
+                    let elapsed = wall0.elapsed();
+                    if target > elapsed + Duration::from_millis(1) {
+                        tokio::select! {
+                            () = tokio::time::sleep(target - elapsed) => {}
+                            () = ctx.cancel.cancelled() => break,
+                        }
+                    }
+                }
+                if let Err(e) = ctx.bus.publish(Topic::Inbound, env).await {
+                    ctx.health.record_error(e.to_string());
+                    ctx.health.set_state(SourceState::Failed);
+                    return Err(e.into());
+                }
+            }
+            ctx.health.record_events(n, last);
+        }
+        ctx.health.set_state(SourceState::Finished);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speed_parses() {
+        assert_eq!("max".parse::<Speed>().unwrap(), Speed::Max);
+        assert_eq!("60".parse::<Speed>().unwrap(), Speed::Factor(60.0));
+        assert_eq!("x10".parse::<Speed>().unwrap(), Speed::Factor(10.0));
+        assert!("0".parse::<Speed>().is_err());
+        assert!("fast".parse::<Speed>().unwrap_err().contains("max"));
+    }
+}
