@@ -1,0 +1,135 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use atalaya_model::{InstrumentId, Timeframe};
+use atalaya_sources::Speed;
+use clap::{Args, Parser, Subcommand};
+
+/// Atalaya: an autonomous crypto-market agent.
+#[derive(Debug, Parser)]
+#[command(name = "atalaya", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: ./atalaya.toml when present).
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log filter, e.g. `info`, `debug`, `atalaya_store=debug` (or ATALAYA_LOG).
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent: collect, analyse, decide, store, alert and serve the API.
+    Run(RunArgs),
+    /// Run the pipeline over history files as fast as possible and summarise what it found.
+    Replay(ReplayArgs),
+    /// Check or show the configuration.
+    Config {
+        /// check: list every problem; show: print the effective configuration.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Database maintenance.
+    Db {
+        /// migrate: bring the schema up to date; stats: row counts and coverage.
+        #[command(subcommand)]
+        action: DbAction,
+    },
+}
+
+/// `atalaya run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Use the built-in market simulator (no network, no keys).
+    #[arg(long)]
+    pub demo: bool,
+    /// Simulation speed: simulated seconds per wall second (1 = real time), or `max`.
+    #[arg(long, value_name = "N|max", default_value = "60")]
+    pub speed: Speed,
+    /// Stop after this long on the run's clock (simulated time for the simulator), e.g.
+    /// `1d`, `6h`, `90m`. Default: until Ctrl-C.
+    #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub for_: Option<std::time::Duration>,
+    /// Simulator seed (overrides `sim.seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// API address (overrides `server.listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Do not start the HTTP API.
+    #[arg(long)]
+    pub no_server: bool,
+    /// SQLite database file (overrides `store.path`).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Do not print alerts to the console.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `atalaya replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Binance kline CSV or freqtrade JSON files.
+    #[arg(required = true, value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    /// Bar timeframe of the files (default: from the file name, else from the rows).
+    #[arg(long, value_name = "TF")]
+    pub timeframe: Option<Timeframe>,
+    /// Instrument of every file (default: from each file name).
+    #[arg(long, value_name = "venue:BASE/QUOTE")]
+    pub instrument: Option<InstrumentId>,
+    /// Venue for instruments read from file names.
+    #[arg(long, default_value = "binance")]
+    pub venue: String,
+    /// Only bars opening at or after this time (YYYY-MM-DD or ISO-8601 UTC).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only bars opening before this time.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Also write bars and opportunities to the store.
+    #[arg(long)]
+    pub save: bool,
+    /// SQLite database file for --save (overrides `store.path`).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `atalaya config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// List every configuration problem with its field path (exit 2 when there are any).
+    Check,
+    /// Print the effective configuration as TOML, secrets redacted.
+    Show,
+}
+
+/// `atalaya db …`.
+#[derive(Debug, Subcommand)]
+pub enum DbAction {
+    /// Create or update the schema.
+    Migrate {
+        /// SQLite database file (overrides `store.path`).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
+    /// Row counts, coverage per series and size.
+    Stats {
+        /// SQLite database file (overrides `store.path`).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,488 @@
+//! Configuration: defaults, then `atalaya.toml` (or `--config FILE`), then `ATALAYA_*`
+//! environment variables, then command-line flags.
+//!
+//! Every problem is reported at once with its field path. Each value the user set is checked
+//! on its own against the defaults (so one bad field cannot hide another), then the whole is
+//! checked for rules that span fields.
+
+use std::path::{Path, PathBuf};
+
+use atalaya_alerts::ConsoleConfig;
+use atalaya_engine::EngineConfig;
+use atalaya_server::ServerConfig;
+use atalaya_sources::SimConfig;
+use atalaya_store::StoreConfig;
+use serde::{Deserialize, Serialize};
+use toml::{Table, Value};
+
+/// Environment variables with this prefix override configuration fields:
+/// `ATALAYA_SERVER__LISTEN=0.0.0.0:8080` sets `server.listen`.
+pub const ENV_PREFIX: &str = "ATALAYA_";
+
+/// Variables with the prefix that are not configuration (test and tooling switches).
+const ENV_RESERVED: [&str; 3] = ["ATALAYA_LOG", "ATALAYA_DATA_DIR", "ATALAYA_TEST_"];
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// What `atalaya run` (without `--demo`) collects from.
+    pub live: LiveConfig,
+    /// The market simulator (`--demo`, or `live.sources = ["sim"]`).
+    pub sim: SimConfig,
+    /// Bars, indicators, weights and thresholds.
+    pub engine: EngineConfig,
+    /// Where data is kept.
+    pub store: StoreConfig,
+    /// The HTTP API.
+    pub server: ServerConfig,
+    /// The event bus.
+    pub bus: BusConfig,
+    /// Alert channels.
+    pub alerts: AlertsConfig,
+}
+
+/// Live sources.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveConfig {
+    /// Sources to run. Available now: `sim`. Exchange, news, social and on-chain collectors
+    /// are added by later releases.
+    pub sources: Vec<LiveSource>,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            sources: vec![LiveSource::Sim],
+        }
+    }
+}
+
+/// A live source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveSource {
+    /// The built-in market simulator.
+    Sim,
+}
+
+/// Bus settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// Capacity of each queue, in messages.
+    pub capacity: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self { capacity: 8192 }
+    }
+}
+
+/// Alert channels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Printing alerts to standard output.
+    pub console: ConsoleConfig,
+}
+
+/// One configuration problem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted field path (`engine.decision.buy`), or the file for syntax errors.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+    /// Where the bad value came from (`atalaya.toml`, `ATALAYA_X`, `default`).
+    pub origin: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} (from {})", self.path, self.message, self.origin)
+    }
+}
+
+/// A loaded configuration and where it came from.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The effective configuration.
+    pub config: AppConfig,
+    /// The file read, if any.
+    pub file: Option<PathBuf>,
+    /// The environment variables applied.
+    pub env: Vec<String>,
+}
+
+fn default_value() -> Value {
+    Value::try_from(AppConfig::default()).unwrap_or(Value::Table(Table::new()))
+}
+
+/// Every leaf of `v` as (path, value); arrays are leaves.
+fn leaves(v: &Value, prefix: &mut Vec<String>, out: &mut Vec<(Vec<String>, Value)>) {
+    match v {
+        Value::Table(t) if !t.is_empty() => {
+            for (k, child) in t {
+                prefix.push(k.clone());
+                leaves(child, prefix, out);
+                prefix.pop();
+            }
+        }
+        other => out.push((prefix.clone(), other.clone())),
+    }
+}
+
+fn set_path(root: &mut Value, path: &[String], v: Value) {
+    let mut cur = root;
+    for (i, key) in path.iter().enumerate() {
+        let Value::Table(t) = cur else { return };
+        if i + 1 == path.len() {
+            t.insert(key.clone(), v);
+            return;
+        }
+        cur = t
+            .entry(key.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
+        if !cur.is_table() {
+            *cur = Value::Table(Table::new());
+        }
+    }
+}
+
+fn deser(v: Value) -> Result<AppConfig, String> {
+    AppConfig::deserialize(v).map_err(|e| e.message().trim().to_owned())
+}
+
+/// Parses an environment value as a TOML value when it is one (`0.6`, `true`, `["1m"]`),
+/// else as a string.
+fn env_value(raw: &str) -> Value {
+    let doc = format!("v = {raw}");
+    match doc.parse::<Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| Value::String(raw.to_owned())),
+        Err(_) => Value::String(raw.to_owned()),
+    }
+}
+
+/// Loads the configuration from `file` (or `./atalaya.toml` when present) and `env`.
+/// Returns every problem found when it is not usable.
+pub fn load(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Loaded, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut overlays: Vec<(Vec<String>, Value, String)> = Vec::new();
+    let implicit = Path::new("atalaya.toml");
+    let path = match file {
+        Some(p) => Some(p.to_owned()),
+        None => implicit.exists().then(|| implicit.to_owned()),
+    };
+    if let Some(p) = &path {
+        let origin = p.display().to_string();
+        match std::fs::read_to_string(p) {
+            Err(e) => problems.push(Problem {
+                path: origin.clone(),
+                message: format!("cannot read the file: {e}"),
+                origin: "--config".into(),
+            }),
+            Ok(text) => match text.parse::<Table>() {
+                Err(e) => problems.push(Problem {
+                    path: origin.clone(),
+                    message: format!("not valid TOML: {}", e.to_string().trim()),
+                    origin: origin.clone(),
+                }),
+                Ok(t) => {
+                    let mut ls = Vec::new();
+                    leaves(&Value::Table(t), &mut Vec::new(), &mut ls);
+                    overlays.extend(ls.into_iter().map(|(p, v)| (p, v, origin.clone())));
+                }
+            },
+        }
+    }
+    let mut env_used = Vec::new();
+    let mut env: Vec<(String, String)> = env.into_iter().collect();
+    env.sort();
+    for (k, v) in env {
+        let Some(rest) = k.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if ENV_RESERVED.iter().any(|r| k.starts_with(r)) || rest.is_empty() {
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if path.iter().any(String::is_empty) {
+            problems.push(Problem {
+                path: k.clone(),
+                message: "empty path segment; use SECTION__FIELD".into(),
+                origin: k.clone(),
+            });
+            continue;
+        }
+        env_used.push(k.clone());
+        overlays.push((path, env_value(&v), k));
+    }
+    // Each user-set value on its own against the defaults.
+    let defaults = default_value();
+    for (path, v, origin) in &overlays {
+        let mut candidate = defaults.clone();
+        set_path(&mut candidate, path, v.clone());
+        if let Err(message) = deser(candidate) {
+            problems.push(Problem {
+                path: path.join("."),
+                message,
+                origin: origin.clone(),
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut full = defaults;
+    for (path, v, _) in &overlays {
+        set_path(&mut full, path, v.clone());
+    }
+    let config = match deser(full) {
+        Ok(c) => c,
+        Err(message) => {
+            return Err(vec![Problem {
+                path: "(config)".into(),
+                message,
+                origin: "combined".into(),
+            }]);
+        }
+    };
+    // Rules that span fields.
+    let origin_of = |p: &str| {
+        overlays
+            .iter()
+            .rev()
+            .find(|(path, _, _)| {
+                let joined = path.join(".");
+                p == joined
+                    || p.starts_with(&format!("{joined}."))
+                    || joined.starts_with(&format!("{p}."))
+            })
+            .map_or_else(|| "default".to_owned(), |(_, _, o)| o.clone())
+    };
+    for i in config.engine.validate() {
+        let path = format!("engine.{}", i.path);
+        problems.push(Problem {
+            origin: origin_of(&path),
+            path,
+            message: i.message,
+        });
+    }
+    for (p, m) in config.sim.validate() {
+        let path = format!("sim.{p}");
+        problems.push(Problem {
+            origin: origin_of(&path),
+            path,
+            message: m,
+        });
+    }
+    if config.bus.capacity == 0 || config.bus.capacity > 10_000_000 {
+        problems.push(Problem {
+            path: "bus.capacity".into(),
+            message: format!(
+                "must be between 1 and 10000000, got {}",
+                config.bus.capacity
+            ),
+            origin: origin_of("bus.capacity"),
+        });
+    }
+    if config.live.sources.is_empty() {
+        problems.push(Problem {
+            path: "live.sources".into(),
+            message: "at least one source is required".into(),
+            origin: origin_of("live.sources"),
+        });
+    }
+    if problems.is_empty() {
+        Ok(Loaded {
+            config,
+            file: path,
+            env: env_used,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+/// Whether a key names a secret (tokens, passwords, keys).
+fn is_secret_key(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "api_key",
+        "apikey",
+        "private_key",
+        "webhook_url",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+/// Replaces secret values with `***`, and the password in any `scheme://user:pass@host` URL.
+pub fn redact(v: &mut Value) {
+    match v {
+        Value::Table(t) => {
+            for (k, child) in t.iter_mut() {
+                if is_secret_key(k) && !matches!(child, Value::Table(_)) {
+                    *child = Value::String("***".into());
+                } else {
+                    redact(child);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact),
+        Value::String(s) => {
+            if let Some((scheme, rest)) = s.split_once("://")
+                && let Some((userinfo, host)) = rest.split_once('@')
+                && let Some((user, _)) = userinfo.split_once(':')
+            {
+                *s = format!("{scheme}://{user}:***@{host}");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The effective configuration as TOML, secrets redacted.
+pub fn show(cfg: &AppConfig) -> Result<String, toml::ser::Error> {
+    let mut v = Value::try_from(cfg)?;
+    redact(&mut v);
+    toml::to_string(&v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_and_round_trip_through_show() {
+        let l = load(Some(Path::new("/nonexistent/atalaya.toml")), env(&[]));
+        assert!(l.is_err(), "a missing explicit file is an error");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.toml");
+        std::fs::write(&p, show(&AppConfig::default()).unwrap()).unwrap();
+        let l = load(Some(&p), env(&[])).unwrap();
+        assert_eq!(l.config, AppConfig::default());
+    }
+
+    #[test]
+    fn file_then_env_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.toml");
+        std::fs::write(&p, "[engine.decision]\nbuy = 0.5\nstrong_buy = 0.7\n[server]\nlisten = \"127.0.0.1:9000\"\n").unwrap();
+        let l = load(
+            Some(&p),
+            env(&[
+                ("ATALAYA_ENGINE__DECISION__BUY", "0.55"),
+                ("ATALAYA_LOG", "debug"),
+                ("ATALAYA_ENGINE__TIMEFRAMES", "[\"1m\", \"1h\"]"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(l.config.engine.decision.buy, 0.55);
+        assert_eq!(l.config.engine.decision.strong_buy, 0.7);
+        assert_eq!(l.config.server.listen.port(), 9000);
+        assert_eq!(l.config.engine.timeframes.len(), 2);
+        assert_eq!(
+            l.env,
+            vec![
+                "ATALAYA_ENGINE__DECISION__BUY",
+                "ATALAYA_ENGINE__TIMEFRAMES"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.toml");
+        std::fs::write(
+            &p,
+            "[engine]\ntimeframes = [\"1m\", \"7m\"]\n[engine.decision]\nbuy = \"high\"\nmin_confidence = 0.4\nfoo = 1\n\
+             [server]\nlisten = \"nowhere\"\n[store]\nkind = \"mongo\"\n[bus]\ncapacity = -3\n",
+        )
+        .unwrap();
+        let problems = load(Some(&p), env(&[("ATALAYA_SIM__SEED", "\"abc\"")])).unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        for want in [
+            "engine.timeframes",
+            "engine.decision.buy",
+            "engine.decision.foo",
+            "server.listen",
+            "store.kind",
+            "bus.capacity",
+            "sim.seed",
+        ] {
+            assert!(paths.contains(&want), "{want} missing from {problems:#?}");
+        }
+        assert!(!paths.contains(&"engine.decision.min_confidence"));
+        let seed = problems.iter().find(|p| p.path == "sim.seed").unwrap();
+        assert_eq!(seed.origin, "ATALAYA_SIM__SEED");
+    }
+
+    #[test]
+    fn cross_field_rules_are_checked_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.toml");
+        std::fs::write(
+            &p,
+            "[engine.decision]\nbuy = 0.9\n[engine.indicators]\nema_fast = 40\n",
+        )
+        .unwrap();
+        let problems = load(Some(&p), env(&[])).unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert!(paths.contains(&"engine.decision"), "{problems:?}");
+        assert!(
+            paths.contains(&"engine.indicators.ema_fast"),
+            "{problems:?}"
+        );
+        let d = problems
+            .iter()
+            .find(|p| p.path == "engine.decision")
+            .unwrap();
+        assert_eq!(d.origin, p.display().to_string());
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("broken.toml");
+        std::fs::write(&p, "[engine\n").unwrap();
+        let problems = load(Some(&p), env(&[])).unwrap_err();
+        assert!(problems[0].path.ends_with("broken.toml"));
+        assert!(problems[0].message.contains("not valid TOML"));
+    }
+
+    #[test]
+    fn redacts_secrets() {
+        let mut v: Value =
+            "[a]\nbot_token = \"123:abc\"\nurl = \"postgres://u:pw@h/db\"\nname = \"x\"\n"
+                .parse::<Table>()
+                .map(Value::Table)
+                .unwrap();
+        redact(&mut v);
+        let s = toml::to_string(&v).unwrap();
+        assert!(s.contains("bot_token = \"***\""), "{s}");
+        assert!(s.contains("postgres://u:***@h/db"), "{s}");
+        assert!(s.contains("name = \"x\""));
+    }
+}

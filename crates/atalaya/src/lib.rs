@@ -1,0 +1,8 @@
+//! The `atalaya` binary's library half: configuration loading and the commands, so that
+//! integration tests can drive them in-process. `main.rs` parses the command line, sets up
+//! logging and maps errors to exit codes.
+
+pub mod cli;
+pub mod config;
+pub mod replay;
+pub mod run;

@@ -1,0 +1,211 @@
+//! `atalaya`: parse the command line, load the configuration, run the command, map errors
+//! to exit codes (0 success, 1 failure, 2 bad usage or configuration).
+
+use std::process::ExitCode;
+
+use atalaya::cli::{Cli, Command, ConfigAction, DbAction};
+use atalaya::config::{self, AppConfig};
+use atalaya::replay::{ReplayOptions, replay};
+use atalaya::run::{RunOptions, run};
+use atalaya_store::StoreConfig;
+use clap::Parser;
+use std::io::IsTerminal;
+use tokio_util::sync::CancellationToken;
+
+fn init_logging(filter: Option<&str>) {
+    let filter = filter
+        .map(str::to_owned)
+        .or_else(|| std::env::var("ATALAYA_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    let env_filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn load_config(cli: &Cli) -> Result<AppConfig, ExitCode> {
+    match config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(l) => Ok(l.config),
+        Err(problems) => {
+            eprintln!(
+                "error: the configuration has {} problem(s):",
+                problems.len()
+            );
+            for p in &problems {
+                eprintln!("  {p}");
+            }
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn with_db(mut cfg: AppConfig, db: Option<&std::path::Path>) -> AppConfig {
+    if let Some(p) = db {
+        cfg.store = StoreConfig::Sqlite { path: p.to_owned() };
+    }
+    cfg
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+fn on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => if r.is_err() { std::future::pending::<()>().await },
+            () = term => {}
+        }
+        eprintln!("shutting down gracefully (press Ctrl-C again to force)");
+        token.cancel();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    });
+}
+
+async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cfg = match load_config(&cli) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    match cli.command {
+        Command::Config {
+            action: ConfigAction::Check,
+        } => {
+            println!("configuration OK");
+        }
+        Command::Config {
+            action: ConfigAction::Show,
+        } => {
+            print!("{}", config::show(&cfg)?);
+        }
+        Command::Db {
+            action: DbAction::Migrate { db },
+        } => {
+            let cfg = with_db(cfg, db.as_deref());
+            let store = atalaya::run::open_store(&cfg).await?;
+            let stats = store.stats().await?;
+            println!(
+                "{} is at schema version {:?}",
+                stats.location,
+                stats.migrations.last().unwrap_or(&0)
+            );
+            store.close().await;
+        }
+        Command::Db {
+            action: DbAction::Stats { db, json },
+        } => {
+            let cfg = with_db(cfg, db.as_deref());
+            let store = atalaya::run::open_store(&cfg).await?;
+            let s = store.stats().await?;
+            store.close().await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("{} ({}, {} bytes)", s.location, s.backend, s.size_bytes);
+                println!(
+                    "candles {}  opportunities {}  alerts {}  text items {}",
+                    s.candles, s.opportunities, s.alerts, s.text_items
+                );
+                for r in &s.series {
+                    println!(
+                        "  {:<24} {:<4} {:>9} bars  {} .. {}",
+                        r.instrument,
+                        r.timeframe,
+                        r.rows,
+                        atalaya_model::format_utc(r.first),
+                        atalaya_model::format_utc(r.last)
+                    );
+                }
+            }
+        }
+        Command::Replay(a) => {
+            let cfg = with_db(cfg, a.db.as_deref());
+            let opts = ReplayOptions {
+                files: a.files,
+                timeframe: a.timeframe,
+                instrument: a.instrument,
+                venue: a.venue,
+                from: a.from,
+                to: a.to,
+                save: a.save,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let summary = replay(&cfg, &opts).await?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", summary.describe());
+            }
+        }
+        Command::Run(a) => {
+            let mut cfg = with_db(cfg, a.db.as_deref());
+            if let Some(seed) = a.seed {
+                cfg.sim.seed = seed;
+            }
+            if let Some(l) = a.listen {
+                cfg.server.listen = l;
+            }
+            if a.no_server {
+                cfg.server.enabled = false;
+            }
+            if a.quiet {
+                cfg.alerts.console.enabled = false;
+            }
+            let shutdown = CancellationToken::new();
+            on_signal(shutdown.clone());
+            let opts = RunOptions {
+                demo: a.demo,
+                speed: a.speed,
+                for_: a.for_,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let s = run(cfg, opts, shutdown).await?;
+            eprintln!(
+                "done: {} events, {} bars closed ({} stored), {} opportunities ({} stored), {} late inputs, {:.1}s",
+                s.pipeline.events,
+                s.pipeline.candles_out,
+                s.stored_candles,
+                s.pipeline.opportunities,
+                s.stored_opportunities,
+                s.pipeline.late,
+                s.wall_s
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log.as_deref());
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(real_main(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

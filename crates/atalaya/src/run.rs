@@ -1,0 +1,319 @@
+//! `atalaya run`: wires sources, bus, engine task, store writer, notifier and API together,
+//! and shuts them down in order so that nothing is lost.
+//!
+//! Shutdown order: sources stop (cancelled, or their input ended) → the inbound topic
+//! closes → the engine drains what is queued, emits, and closes the outbound topic → the
+//! store writer and the notifier drain and finish → the API stops → the store closes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use atalaya_alerts::{ConsoleNotifier, Notifier, alert_for};
+use atalaya_bus::health::{EngineStatus, Health};
+use atalaya_bus::{Bus, Delivery, InProcessBus, Subscription, Topic};
+use atalaya_engine::{Pipeline, PipelineStats};
+use atalaya_model::{Clock, Envelope, Event, LiveClock, Symbol, UnixNanos};
+use atalaya_server::AppState;
+use atalaya_sources::{MarketSim, SimulatorSource, Source, SourceContext, Speed};
+use atalaya_store::Store;
+use atalaya_store::writer::{self, WriterConfig, WriterCounters};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AppConfig, LiveSource};
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Use the simulator regardless of `live.sources`.
+    pub demo: bool,
+    /// Simulator pacing.
+    pub speed: Speed,
+    /// Stop after this long on the run's clock.
+    pub for_: Option<Duration>,
+    /// Show a progress bar on standard error (when it is a terminal).
+    pub progress: bool,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunSummary {
+    /// The pipeline's counters.
+    pub pipeline: PipelineStats,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Candle rows written.
+    pub stored_candles: u64,
+    /// Opportunity rows written.
+    pub stored_opportunities: u64,
+    /// Event time reached.
+    pub last_event_ts: Option<UnixNanos>,
+    /// Wall time.
+    pub wall_s: f64,
+    /// Where the API listened, if it did.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+struct EngineReport {
+    stats: PipelineStats,
+    alerts: u64,
+    last_event_ts: Option<UnixNanos>,
+}
+
+/// The engine task: the only owner of the pipeline.
+async fn engine_task(
+    mut pipeline: Pipeline,
+    mut inbound: Box<dyn Subscription>,
+    bus: Arc<dyn Bus>,
+    health: Arc<Health>,
+    (progress, progress_origin): (ProgressBar, u64),
+) -> anyhow::Result<EngineReport> {
+    let mut buf: Vec<Envelope<Event>> = Vec::with_capacity(1024);
+    let mut alerts = 0u64;
+    let mut last_ts: Option<UnixNanos> = None;
+    let engine_src = Symbol::new("engine")?;
+    let mut tick = Instant::now();
+    let mut events_at_tick = 0u64;
+    let mut rate = 0.0;
+    let status = |p: &Pipeline, last_ts: Option<UnixNanos>, rate: f64| {
+        let s = p.stats();
+        health.set_engine(EngineStatus {
+            events: s.events,
+            events_per_sec: rate,
+            candles: s.candles_out,
+            opportunities: s.opportunities,
+            late: s.late,
+            last_event_ts: last_ts,
+        });
+    };
+    while let Some(first) = inbound.recv().await {
+        buf.push(first);
+        inbound.try_recv_many(&mut buf, 1023);
+        for env in buf.drain(..) {
+            last_ts = Some(last_ts.map_or(env.ts_event, |t: i64| t.max(env.ts_event)));
+            for out in pipeline.process(&env) {
+                if let Event::Opportunity(o) = &out.payload {
+                    alerts += 1;
+                    let alert = alert_for(alerts, o);
+                    bus.publish(Topic::Outbound, out.clone()).await?;
+                    let env = Envelope::new(
+                        alerts,
+                        out.ts_event,
+                        out.ts_received,
+                        engine_src,
+                        Event::Alert(alert),
+                    );
+                    bus.publish(Topic::Outbound, env).await?;
+                } else {
+                    bus.publish(Topic::Outbound, out.clone()).await?;
+                }
+            }
+            if matches!(env.payload, Event::News(_) | Event::Social(_)) {
+                bus.publish(Topic::Outbound, env).await?;
+            }
+        }
+        if tick.elapsed() >= Duration::from_secs(1) {
+            let events = pipeline.stats().events;
+            rate = (events - events_at_tick) as f64 / tick.elapsed().as_secs_f64();
+            events_at_tick = events;
+            tick = Instant::now();
+            status(&pipeline, last_ts, rate);
+            if let Some(ts) = last_ts {
+                let minute = u64::try_from(ts / 60_000_000_000).unwrap_or(0);
+                progress.set_position(minute.saturating_sub(progress_origin));
+                progress.set_message(format!(
+                    "{}  {} bars, {} opportunities",
+                    atalaya_model::format_utc(ts),
+                    pipeline.stats().candles_out,
+                    pipeline.stats().opportunities
+                ));
+            }
+        }
+    }
+    status(&pipeline, last_ts, rate);
+    bus.close(Topic::Outbound);
+    Ok(EngineReport {
+        stats: pipeline.stats(),
+        alerts,
+        last_event_ts: last_ts,
+    })
+}
+
+/// Prints every alert that reaches it.
+async fn notifier_task(mut sub: Box<dyn Subscription>, notifier: Arc<dyn Notifier>) {
+    while let Some(env) = sub.recv().await {
+        if let Event::Alert(a) = &env.payload
+            && let Err(e) = notifier.send(a).await
+        {
+            tracing::warn!(channel = notifier.name(), error = %e, "alert delivery failed");
+        }
+    }
+}
+
+/// Runs until the sources finish or `shutdown` fires, then shuts down in order.
+pub async fn run(
+    cfg: AppConfig,
+    opts: RunOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunSummary> {
+    let wall = Instant::now();
+    let store = atalaya_store::open(&cfg.store)
+        .await
+        .context("opening the store")?;
+    store.migrate().await.context("migrating the store")?;
+    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new(cfg.bus.capacity));
+    let health = Health::new();
+    let pipeline = Pipeline::new(cfg.engine.clone())?;
+
+    let inbound = bus.subscribe(Topic::Inbound, "engine", Delivery::Reliable)?;
+    let counters = Arc::new(WriterCounters::default());
+    let store_sub = bus.subscribe(Topic::Outbound, "store", Delivery::Reliable)?;
+    let writer_task = tokio::spawn(writer::run(
+        store.clone(),
+        store_sub,
+        WriterConfig::default(),
+        counters.clone(),
+    ));
+    let notifier_handle = if cfg.alerts.console.enabled {
+        let sub = bus.subscribe(Topic::Outbound, "console", Delivery::Reliable)?;
+        let n: Arc<dyn Notifier> =
+            Arc::new(ConsoleNotifier::stdout(cfg.alerts.console.min_priority));
+        Some(tokio::spawn(notifier_task(sub, n)))
+    } else {
+        None
+    };
+
+    let server_cancel = CancellationToken::new();
+    let mut listen = None;
+    let server_task = if cfg.server.enabled {
+        let listener = atalaya_server::bind(cfg.server.listen).await?;
+        let addr = listener.local_addr().context("reading the API address")?;
+        listen = Some(addr);
+        tracing::info!(%addr, "API listening");
+        let state = AppState {
+            store: store.clone(),
+            health: health.clone(),
+            bus: bus.clone(),
+            started: Instant::now(),
+            started_at: LiveClock.now(),
+        };
+        Some(tokio::spawn(atalaya_server::serve(
+            listener,
+            state,
+            server_cancel.clone(),
+        )))
+    } else {
+        None
+    };
+
+    // Sources.
+    let source_cancel = shutdown.child_token();
+    let mut sources: Vec<Box<dyn Source>> = Vec::new();
+    let mut progress_len = None;
+    if opts.demo || cfg.live.sources.contains(&LiveSource::Sim) {
+        let sim = MarketSim::new(cfg.sim.clone())?;
+        let until = opts
+            .for_
+            .map(|d| sim.now() + i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        if let Some(u) = until {
+            progress_len = Some((
+                (sim.now() / 60_000_000_000) as u64,
+                (u / 60_000_000_000) as u64,
+            ));
+        }
+        tracing::info!(
+            instruments = ?sim.instruments().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            speed = ?opts.speed,
+            "starting the market simulator"
+        );
+        sources.push(Box::new(SimulatorSource::new(sim, opts.speed, until)));
+    }
+    let (progress, origin) = match (opts.progress, progress_len) {
+        (true, Some((start, end))) => {
+            let pb = ProgressBar::new(end.saturating_sub(start));
+            pb.set_style(
+                ProgressStyle::with_template("{bar:30} {percent:>3}% simulated  {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            (pb, start)
+        }
+        _ => (ProgressBar::hidden(), 0),
+    };
+    let engine = tokio::spawn(engine_task(
+        pipeline,
+        inbound,
+        bus.clone(),
+        health.clone(),
+        (progress.clone(), origin),
+    ));
+
+    let mut source_tasks: Vec<JoinHandle<()>> = Vec::new();
+    for s in sources {
+        let name = s.name().to_owned();
+        let ctx = SourceContext {
+            bus: bus.clone(),
+            health: health.register(&name),
+            cancel: source_cancel.clone(),
+        };
+        source_tasks.push(tokio::spawn(async move {
+            if let Err(e) = s.run(ctx).await {
+                tracing::error!(source = %name, error = %format!("{e:#}"), "source stopped");
+            }
+        }));
+    }
+    let all_sources = futures_join(source_tasks);
+    tokio::pin!(all_sources);
+    tokio::select! {
+        () = &mut all_sources => tracing::info!("sources finished"),
+        () = shutdown.cancelled() => {
+            tracing::info!("shutting down: stopping sources");
+            source_cancel.cancel();
+            all_sources.await;
+        }
+    }
+    bus.close(Topic::Inbound);
+    let report = engine.await.context("engine task panicked")??;
+    writer_task
+        .await
+        .context("store writer panicked")?
+        .context("store writer failed")?;
+    if let Some(n) = notifier_handle {
+        n.await.context("notifier panicked")?;
+    }
+    progress.finish_and_clear();
+    server_cancel.cancel();
+    if let Some(s) = server_task {
+        s.await.context("API server panicked")??;
+    }
+    store.close().await;
+    Ok(RunSummary {
+        pipeline: report.stats,
+        alerts: report.alerts,
+        stored_candles: counters.candles(),
+        stored_opportunities: counters.opportunities(),
+        last_event_ts: report.last_event_ts,
+        wall_s: wall.elapsed().as_secs_f64(),
+        listen,
+    })
+}
+
+/// Waits for every task, logging panics.
+async fn futures_join(tasks: Vec<JoinHandle<()>>) {
+    for t in tasks {
+        if let Err(e) = t.await {
+            tracing::error!(error = %e, "source task panicked");
+        }
+    }
+}
+
+/// The store used by `run` for `cfg` (for commands that inspect it afterwards).
+pub async fn open_store(cfg: &AppConfig) -> anyhow::Result<Arc<dyn Store>> {
+    let store = atalaya_store::open(&cfg.store)
+        .await
+        .context("opening the store")?;
+    store.migrate().await.context("migrating the store")?;
+    Ok(store)
+}
