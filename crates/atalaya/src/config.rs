@@ -225,34 +225,31 @@ pub fn load(
         env_used.push(k.clone());
         overlays.push((path, env_value(&v), k));
     }
-    // Each user-set value on its own against the defaults.
+    // Each user-set value on its own against the defaults; the ones that pass are combined
+    // so that rules spanning fields are checked even when some other field is broken.
     let defaults = default_value();
+    let mut full = defaults.clone();
     for (path, v, origin) in &overlays {
         let mut candidate = defaults.clone();
         set_path(&mut candidate, path, v.clone());
-        if let Err(message) = deser(candidate) {
-            problems.push(Problem {
+        match deser(candidate) {
+            Ok(_) => set_path(&mut full, path, v.clone()),
+            Err(message) => problems.push(Problem {
                 path: path.join("."),
                 message,
                 origin: origin.clone(),
-            });
+            }),
         }
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let mut full = defaults;
-    for (path, v, _) in &overlays {
-        set_path(&mut full, path, v.clone());
     }
     let config = match deser(full) {
         Ok(c) => c,
         Err(message) => {
-            return Err(vec![Problem {
+            problems.push(Problem {
                 path: "(config)".into(),
                 message,
                 origin: "combined".into(),
-            }]);
+            });
+            return Err(problems);
         }
     };
     // Rules that span fields.

@@ -281,9 +281,14 @@ fn parse_freqtrade(
 /// `BTC_USDT-1h.json`.
 pub fn infer_instrument(path: &Path, venue: &str) -> Option<InstrumentId> {
     let stem = path.file_stem()?.to_str()?.to_ascii_uppercase();
-    // freqtrade: BASE_QUOTE-TF
-    if let Some((pair, _)) = stem.split_once('-')
+    // freqtrade: BASE_QUOTE-TF[-…]
+    let alnum = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    let mut dash = stem.split('-');
+    if let (Some(pair), Some(tf)) = (dash.next(), dash.next())
+        && tf.to_ascii_lowercase().parse::<Timeframe>().is_ok()
         && let Some((base, quote)) = pair.split_once('_')
+        && alnum(base)
+        && alnum(quote)
         && let Ok(id) = InstrumentId::new(venue, base, quote)
     {
         return Some(id);
@@ -557,6 +562,20 @@ mod tests {
             e.contains("BTC_USDT-1h.json") && e.contains("line 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn infers_instruments_from_common_file_names() {
+        for (name, want) in [
+            ("BTCUSDT_1h_2023-01-01_2024-01-10.csv", "binance:BTC/USDT"),
+            ("ETH_USDT-1h.json", "binance:ETH/USDT"),
+            ("SOL_USDT-5m-futures.json", "binance:SOL/USDT"),
+            ("ethbtc-1m-2024-01.csv", "binance:ETH/BTC"),
+        ] {
+            let got = infer_instrument(Path::new(name), "binance").map(|i| i.to_string());
+            assert_eq!(got.as_deref(), Some(want), "{name}");
+        }
+        assert_eq!(infer_instrument(Path::new("prices.csv"), "binance"), None);
     }
 
     #[test]

@@ -1,0 +1,7 @@
+//! End-to-end tests of the agent: the demo run, replay, configuration and shutdown.
+
+#![allow(clippy::unwrap_used)] // Test helpers panic on failure by design.
+
+mod cli;
+mod demo;
+mod replay;
