@@ -52,8 +52,16 @@ pub struct Decision {
     pub score: f64,
     /// Confidence in `[0, 1]`.
     pub confidence: f64,
-    /// Every factor with its value, weight and contribution.
-    pub factors: Vec<FactorContribution>,
+    /// Normalised weights of the four computed factors.
+    pub weights: [f64; 4],
+    factors: Factors,
+}
+
+impl Decision {
+    /// Values of technical, momentum, volume and volatility, in `[-1, 1]`.
+    pub fn values(&self) -> [f64; 4] {
+        self.factors.values
+    }
 }
 
 /// Periods shown in the factor explanations.
@@ -73,8 +81,18 @@ fn clamp1(x: f64) -> f64 {
     if x.is_nan() { 0.0 } else { x.clamp(-1.0, 1.0) }
 }
 
-/// The four factor values (in `[-1, 1]`) with their explanations.
-fn factor_values(s: &Snapshot, p: Periods) -> [(f64, String); 4] {
+/// The four computed factor values, in `[-1, 1]`, and the numbers their explanations quote.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Factors {
+    values: [f64; 4],
+    spread_atr: f64,
+    pct_b: f64,
+    z: f64,
+    body: f64,
+    trend: f64,
+}
+
+fn factors(s: &Snapshot, p: Periods) -> Factors {
     let atr = s.atr.max(f64::MIN_POSITIVE);
     // Technical: EMA spread in ATRs, position within the Bollinger half-width, RSI around 50.
     let spread_atr = (s.ema_fast - s.ema_slow) / atr;
@@ -90,21 +108,11 @@ fn factor_values(s: &Snapshot, p: Periods) -> [(f64, String); 4] {
     } else {
         clamp1((s.rsi - 50.0) / 25.0)
     };
-    let technical = (trend + pct_b + rsi_s) / 3.0;
-    let technical_detail = format!(
-        "EMA{} {:.6} vs EMA{} {:.6} ({:+.2} ATR); close {:+.2} of the Bollinger half-width; RSI{} {:.1}",
-        p.ema_fast, s.ema_fast, p.ema_slow, s.ema_slow, spread_atr, pct_b, p.rsi, s.rsi
-    );
+    let technical = clamp1((trend + pct_b + rsi_s) / 3.0);
     // Momentum: the look-back return in units of the volatility expected over it.
     let expected_move = (atr / s.close) * (p.momentum as f64).sqrt();
     let z = s.roc / expected_move;
-    let momentum = z.tanh();
-    let momentum_detail = format!(
-        "{}-bar return {:+.3}% = {:+.2}x the ATR-implied move",
-        p.momentum,
-        s.roc * 100.0,
-        z
-    );
+    let momentum = clamp1(z.tanh());
     // Volume: bar direction (body over range) weighted by relative volume.
     let range = s.high - s.low;
     let body = if range > 0.0 {
@@ -113,67 +121,65 @@ fn factor_values(s: &Snapshot, p: Periods) -> [(f64, String); 4] {
         0.0
     };
     let volume = clamp1(body * (s.volume_ratio / 2.0).min(1.0));
-    let volume_detail = format!(
-        "volume {:.2}x its average on a bar whose body is {:+.2} of its range",
-        s.volume_ratio, body
-    );
     // Volatility: expansion of ATR over its baseline confirms the trend; contraction is neutral.
     let expansion = (s.atr_ratio - 1.0).clamp(0.0, 1.0);
     let volatility = clamp1(trend * expansion);
-    let volatility_detail = format!(
-        "ATR {:.6} is {:.2}x its average ({} trend)",
-        s.atr,
-        s.atr_ratio,
-        if trend >= 0.0 { "up" } else { "down" }
-    );
+    Factors {
+        values: [technical, momentum, volume, volatility],
+        spread_atr,
+        pct_b,
+        z,
+        body,
+        trend,
+    }
+}
+
+/// The explanations, written only for bars that become opportunities.
+fn details(f: &Factors, s: &Snapshot, p: Periods) -> [String; 4] {
     [
-        (clamp1(technical), technical_detail),
-        (momentum, momentum_detail),
-        (volume, volume_detail),
-        (volatility, volatility_detail),
+        format!(
+            "EMA{} {:.6} vs EMA{} {:.6} ({:+.2} ATR); close {:+.2} of the Bollinger half-width; RSI{} {:.1}",
+            p.ema_fast, s.ema_fast, p.ema_slow, s.ema_slow, f.spread_atr, f.pct_b, p.rsi, s.rsi
+        ),
+        format!(
+            "{}-bar return {:+.3}% = {:+.2}x the ATR-implied move",
+            p.momentum,
+            s.roc * 100.0,
+            f.z
+        ),
+        format!(
+            "volume {:.2}x its average on a bar whose body is {:+.2} of its range",
+            s.volume_ratio, f.body
+        ),
+        format!(
+            "ATR {:.6} is {:.2}x its average ({} trend)",
+            s.atr,
+            s.atr_ratio,
+            if f.trend >= 0.0 { "up" } else { "down" }
+        ),
     ]
 }
 
-/// Scores one bar.
+/// Scores one bar. Allocation-free: the explanation is written by [`explain`] only when
+/// the bar becomes an opportunity.
 pub fn decide(s: &Snapshot, p: Periods, cfg: &DecisionConfig) -> Decision {
-    let values = factor_values(s, p);
+    let f = factors(s, p);
     let named = cfg.weights.named();
     let available_total: f64 = named[..4].iter().map(|(_, w)| w).sum();
-    let mut factors = Vec::with_capacity(named.len());
+    let mut weights = [0.0; 4];
     let mut score = 0.0;
-    for (i, (name, w)) in named.into_iter().enumerate() {
-        if let Some((value, detail)) = values.get(i) {
-            let weight = if available_total > 0.0 {
-                w / available_total
-            } else {
-                0.0
-            };
-            let contribution = value * weight;
-            score += contribution;
-            factors.push(FactorContribution {
-                name: name.to_owned(),
-                available: true,
-                value: *value,
-                weight,
-                contribution,
-                detail: detail.clone(),
-            });
+    for i in 0..4 {
+        weights[i] = if available_total > 0.0 {
+            named[i].1 / available_total
         } else {
-            factors.push(FactorContribution {
-                name: name.to_owned(),
-                available: false,
-                value: 0.0,
-                weight: 0.0,
-                contribution: 0.0,
-                detail: format!("absent: no {name} input yet; its weight {w} was redistributed"),
-            });
-        }
+            0.0
+        };
+        score += f.values[i] * weights[i];
     }
     let score = score.clamp(-1.0, 1.0);
-    let agree: f64 = factors
-        .iter()
-        .filter(|f| f.available && f.value != 0.0 && f.value.signum() == score.signum())
-        .map(|f| f.weight)
+    let agree: f64 = (0..4)
+        .filter(|&i| f.values[i] != 0.0 && f.values[i].signum() == score.signum())
+        .map(|i| weights[i])
         .sum();
     let confidence = (agree * (0.5 + 0.5 * score.abs())).clamp(0.0, 1.0);
     let kind = if score >= cfg.strong_buy {
@@ -191,8 +197,47 @@ pub fn decide(s: &Snapshot, p: Periods, cfg: &DecisionConfig) -> Decision {
         kind,
         score,
         confidence,
-        factors,
+        weights,
+        factors: f,
     }
+}
+
+/// Every factor with its value, weight, contribution and explanation, in report order;
+/// factors without input are listed as absent with weight 0.
+pub fn explain(
+    d: &Decision,
+    s: &Snapshot,
+    p: Periods,
+    cfg: &DecisionConfig,
+) -> Vec<FactorContribution> {
+    let mut texts = details(&d.factors, s, p).into_iter();
+    cfg.weights
+        .named()
+        .into_iter()
+        .enumerate()
+        .map(
+            |(i, (name, w))| match (d.factors.values.get(i), texts.next()) {
+                (Some(&value), Some(detail)) => FactorContribution {
+                    name: name.to_owned(),
+                    available: true,
+                    value,
+                    weight: d.weights[i],
+                    contribution: value * d.weights[i],
+                    detail,
+                },
+                _ => FactorContribution {
+                    name: name.to_owned(),
+                    available: false,
+                    value: 0.0,
+                    weight: 0.0,
+                    contribution: 0.0,
+                    detail: format!(
+                        "absent: no {name} input yet; its weight {w} was redistributed"
+                    ),
+                },
+            },
+        )
+        .collect()
 }
 
 /// Which bar an opportunity is about, and the id it gets.
@@ -213,9 +258,10 @@ pub struct BarKey {
 /// `p × target − (1 − p) × stop` with the confidence as `p`, horizon `horizon_bars` bars, and
 /// risk as the ATR-implied daily volatility over 10%.
 pub fn plan(
-    d: Decision,
+    d: &Decision,
     s: &Snapshot,
     bar: BarKey,
+    p: Periods,
     cfg: &DecisionConfig,
 ) -> Option<OpportunityRaw> {
     let tf = bar.timeframe;
@@ -227,8 +273,8 @@ pub fn plan(
     let target_dist = cfg.target_atr * s.atr;
     let stop = s.close - dir * stop_dist;
     let target = s.close + dir * target_dist;
-    let p = d.confidence;
-    let expected_return = dir * (p * target_dist - (1.0 - p) * stop_dist) / s.close;
+    let hit = d.confidence;
+    let expected_return = dir * (hit * target_dist - (1.0 - hit) * stop_dist) / s.close;
     let bars_per_day = 86_400_000_000_000.0 / tf.nanos() as f64;
     let daily_vol = (s.atr / s.close) * bars_per_day.sqrt();
     let risk_level = (daily_vol / 0.10).clamp(0.0, 1.0);
@@ -246,7 +292,7 @@ pub fn plan(
         stop_loss: (stop > 0.0).then_some(stop),
         take_profit: (target > 0.0).then_some(target),
         generated_at: bar.close_time,
-        factors: d.factors,
+        factors: explain(d, s, p, cfg),
     };
     Some(raw)
 }
@@ -301,13 +347,14 @@ mod tests {
         let cfg = DecisionConfig::default();
         let d = decide(&snap(true), periods(), &cfg);
         assert!(d.score >= cfg.buy, "{d:?}");
-        let sum: f64 = d.factors.iter().map(|f| f.contribution).sum();
+        let factors = explain(&d, &snap(true), periods(), &cfg);
+        let sum: f64 = factors.iter().map(|f| f.contribution).sum();
         assert!((sum - d.score).abs() < 1e-12);
-        assert_eq!(d.factors.len(), 7);
-        assert_eq!(d.factors.iter().filter(|f| !f.available).count(), 3);
-        let wsum: f64 = d.factors.iter().map(|f| f.weight).sum();
+        assert_eq!(factors.len(), 7);
+        assert_eq!(factors.iter().filter(|f| !f.available).count(), 3);
+        let wsum: f64 = factors.iter().map(|f| f.weight).sum();
         assert!((wsum - 1.0).abs() < 1e-12);
-        let raw = plan(d, &snap(true), key(), &cfg).unwrap();
+        let raw = plan(&d, &snap(true), key(), periods(), &cfg).unwrap();
         assert_eq!(raw.kind.direction(), 1);
         assert!(raw.stop_loss.unwrap() < 101.0 && raw.take_profit.unwrap() > 101.0);
         assert!(raw.expected_return > 0.0);
@@ -326,7 +373,7 @@ mod tests {
             down.score
         );
         assert_eq!(down.kind.direction(), -1);
-        let raw = plan(down, &snap(false), key(), &cfg).unwrap();
+        let raw = plan(&down, &snap(false), key(), periods(), &cfg).unwrap();
         assert!(raw.expected_return < 0.0);
         assert!(raw.stop_loss.unwrap() > 99.0);
     }

@@ -481,7 +481,7 @@ impl Pipeline {
             timeframe: tf,
             close_time,
         };
-        let Some(raw) = plan(d, &snapshot, key, &self.cfg.decision) else {
+        let Some(raw) = plan(&d, &snapshot, key, self.periods, &self.cfg.decision) else {
             return;
         };
         if let Ok(opp) = Opportunity::new(raw) {
