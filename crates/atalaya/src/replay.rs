@@ -140,16 +140,17 @@ pub async fn replay(cfg: &AppConfig, opts: &ReplayOptions) -> anyhow::Result<Rep
     engine.decision_timeframes.retain(|tf| tfs.contains(tf));
     engine.timeframes = tfs.clone();
     let mut pipeline = Pipeline::new(engine)?;
-    let events = replay::merge(&series, from, to);
-    let span = match (events.first(), events.last()) {
-        (Some(a), Some(b)) => match (&a.payload, &b.payload) {
-            (Event::Candle(x), Event::Candle(y)) => Some((x.open_time(), y.open_time())),
-            _ => None,
-        },
+    let merged = replay::merge(&series, from, to)?;
+    let span = match (
+        merged.candle(0),
+        merged.len().checked_sub(1).and_then(|i| merged.candle(i)),
+    ) {
+        (Some(a), Some(b)) => Some((a.open_time(), b.open_time())),
         _ => None,
     };
+    let bars_in = merged.len() as u64;
     let pb = if opts.progress {
-        ProgressBar::new(events.len() as u64)
+        ProgressBar::new(bars_in)
     } else {
         ProgressBar::hidden()
     };
@@ -168,8 +169,8 @@ pub async fn replay(cfg: &AppConfig, opts: &ReplayOptions) -> anyhow::Result<Rep
     let mut by_instrument = BTreeMap::new();
     let t0 = Instant::now();
     let mut store_time = std::time::Duration::ZERO;
-    for (i, env) in events.iter().enumerate() {
-        for out in pipeline.process(env) {
+    for (i, env) in merged.envelopes().enumerate() {
+        for out in pipeline.process(&env) {
             match &out.payload {
                 Event::Opportunity(o) => {
                     *by_kind.entry(o.kind().to_string()).or_insert(0) += 1;
@@ -209,14 +210,14 @@ pub async fn replay(cfg: &AppConfig, opts: &ReplayOptions) -> anyhow::Result<Rep
     Ok(ReplaySummary {
         files: series.into_iter().map(|s| s.report).collect(),
         timeframes: tfs,
-        bars_in: events.len() as u64,
+        bars_in,
         pipeline: pipeline.stats(),
         by_kind,
         by_instrument,
         span,
         pipeline_s,
         bars_per_sec: if pipeline_s > 0.0 {
-            events.len() as f64 / pipeline_s
+            bars_in as f64 / pipeline_s
         } else {
             0.0
         },

@@ -211,7 +211,10 @@ impl Window {
             self.len += 1;
         }
         self.buf[self.head] = x;
-        self.head = (self.head + 1) % cap;
+        self.head += 1;
+        if self.head == cap {
+            self.head = 0;
+        }
         self.sum += x;
         self.sum_sq += x * x;
         self.since_refresh += 1;

@@ -158,21 +158,29 @@ fn to_nanos(t: i64) -> Option<i64> {
 }
 
 fn parse_csv(text: &str, issues: &mut Vec<RowIssue>) -> Vec<RawRow> {
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(text.len() / 48);
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
-        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
-        if i == 0 && cols.first().is_some_and(|c| c.parse::<f64>().is_err()) {
+        // Split without allocating: up to nine fields are read, the rest only counted.
+        let mut cols = [""; 9];
+        let mut n = 0;
+        for field in line.split(',') {
+            if n < cols.len() {
+                cols[n] = field.trim();
+            }
+            n += 1;
+        }
+        if i == 0 && cols[0].parse::<f64>().is_err() {
             continue; // header
         }
-        if cols.len() < 6 {
+        if n < 6 {
             issues.push(RowIssue {
                 line: line_no,
-                message: format!("expected at least 6 columns, found {}", cols.len()),
+                message: format!("expected at least 6 columns, found {n}"),
             });
             continue;
         }
@@ -204,7 +212,7 @@ fn parse_csv(text: &str, issues: &mut Vec<RowIssue>) -> Vec<RawRow> {
             });
             continue;
         }
-        let trades = cols.get(8).and_then(|c| c.parse::<u32>().ok()).unwrap_or(0);
+        let trades = cols[8].parse::<u32>().unwrap_or(0);
         rows.push(RawRow {
             line: line_no,
             ts,
@@ -433,36 +441,75 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSeries, SourceError
     Ok(LoadedSeries { candles, report })
 }
 
-/// Merges several series into one stream of candle envelopes ordered by close time (ties
-/// keep file order), each stamped as received at its close. `from`/`to` bound open times
-/// (inclusive, exclusive).
+/// Several series merged into one stream ordered by close time (ties keep file order),
+/// without copying the bars: only a 16-byte key per bar is sorted.
+#[derive(Debug)]
+pub struct Merged<'a> {
+    series: &'a [LoadedSeries],
+    keys: Vec<(UnixNanos, u32, u32)>,
+    source: Symbol,
+}
+
+impl<'a> Merged<'a> {
+    /// Number of bars.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there is nothing to replay.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The bar at position `i` of the merged order.
+    pub fn candle(&self, i: usize) -> Option<&'a Candle> {
+        let &(_, k, j) = self.keys.get(i)?;
+        self.series.get(k as usize)?.candles.get(j as usize)
+    }
+
+    /// The bars as envelopes stamped as received at their close, `seq` counting from 0.
+    pub fn envelopes(&self) -> impl Iterator<Item = Envelope<Event>> + '_ {
+        self.keys
+            .iter()
+            .enumerate()
+            .filter_map(move |(seq, &(ts, k, j))| {
+                let c = *self.series.get(k as usize)?.candles.get(j as usize)?;
+                Some(Envelope::new(
+                    seq as u64,
+                    ts,
+                    ts,
+                    self.source,
+                    Event::Candle(c),
+                ))
+            })
+    }
+}
+
+/// Merges `series`, keeping bars whose open time lies in `[from, to)`.
 pub fn merge(
     series: &[LoadedSeries],
     from: Option<UnixNanos>,
     to: Option<UnixNanos>,
-) -> Vec<Envelope<Event>> {
-    let source = Symbol::new("replay").ok();
+) -> Result<Merged<'_>, SourceError> {
     let keep = |c: &Candle| {
         from.is_none_or(|f| c.open_time() >= f) && to.is_none_or(|t| c.open_time() < t)
     };
-    let mut all: Vec<(UnixNanos, usize, Candle)> = series
-        .iter()
-        .enumerate()
-        .flat_map(|(k, s)| {
-            s.candles
-                .iter()
-                .filter(|c| keep(c))
-                .map(move |c| (c.close_time(), k, *c))
-        })
-        .collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-    let Some(source) = source else {
-        return Vec::new();
-    };
-    all.into_iter()
-        .enumerate()
-        .map(|(seq, (ts, _, c))| Envelope::new(seq as u64, ts, ts, source, Event::Candle(c)))
-        .collect()
+    let too_many = || SourceError::Usage("more than 4 billion bars or files in one replay".into());
+    let mut keys = Vec::with_capacity(series.iter().map(|s| s.candles.len()).sum());
+    for (k, s) in series.iter().enumerate() {
+        let k = u32::try_from(k).map_err(|_| too_many())?;
+        for (j, c) in s.candles.iter().enumerate() {
+            if keep(c) {
+                keys.push((c.close_time(), k, u32::try_from(j).map_err(|_| too_many())?));
+            }
+        }
+    }
+    keys.sort_unstable();
+    Ok(Merged {
+        series,
+        keys,
+        source: Symbol::new("replay")?,
+    })
 }
 
 #[cfg(test)]
@@ -593,8 +640,10 @@ mod tests {
         );
         let sa = load(&a, &LoadOptions::default()).unwrap();
         let sb = load(&b, &LoadOptions::default()).unwrap();
-        let m = merge(&[sa, sb], None, None);
-        let got: Vec<(i64, String)> = m
+        let series = [sa, sb];
+        let m = merge(&series, None, None).unwrap();
+        let envs: Vec<_> = m.envelopes().collect();
+        let got: Vec<(i64, String)> = envs
             .iter()
             .map(|e| match &e.payload {
                 Event::Candle(c) => (e.ts_event / 1_000_000, c.instrument().base().to_string()),
@@ -611,8 +660,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            m.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            envs.iter().map(|e| e.seq).collect::<Vec<_>>(),
             vec![0, 1, 2, 3]
         );
+        assert_eq!(m.len(), 4);
+        assert_eq!(m.candle(3).unwrap().instrument().base().as_str(), "ETH");
     }
 }
