@@ -176,7 +176,7 @@ pub async fn replay(cfg: &AppConfig, opts: &ReplayOptions) -> anyhow::Result<Rep
                     *by_kind.entry(o.kind().to_string()).or_insert(0) += 1;
                     *by_instrument.entry(o.instrument().to_string()).or_insert(0) += 1;
                     if store.is_some() {
-                        batch.opportunities.push((o.clone(), out.ts_received));
+                        batch.opportunities.push(((**o).clone(), out.ts_received));
                     }
                 }
                 Event::Candle(c) if store.is_some() => batch.candles.push(*c),

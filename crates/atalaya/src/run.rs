@@ -104,7 +104,7 @@ async fn engine_task(
                         out.ts_event,
                         out.ts_received,
                         engine_src,
-                        Event::Alert(alert),
+                        Event::Alert(Box::new(alert)),
                     );
                     bus.publish(Topic::Outbound, env).await?;
                 } else {

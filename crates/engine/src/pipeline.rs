@@ -486,7 +486,7 @@ impl Pipeline {
         };
         if let Ok(opp) = Opportunity::new(raw) {
             self.stats.opportunities += 1;
-            self.emit(close_time, ts_received, Event::Opportunity(opp));
+            self.emit(close_time, ts_received, Event::Opportunity(Box::new(opp)));
         }
     }
 }

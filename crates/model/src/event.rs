@@ -7,6 +7,9 @@ use crate::{
 
 /// Everything that flows through Atalaya: market data in, decisions out.
 ///
+/// Market data (trades, candles, tickers) is stored inline; rarer, larger payloads are boxed so
+/// that an event stays the size of a candle on the hot path.
+///
 /// Sources emit the first group (`Trade` … `Heartbeat`); the pipeline emits the second
 /// (closed `Candle`s, `Signal`s, `Opportunity`s, …). A `Heartbeat` carries no data: it tells
 /// the pipeline that time has reached the envelope's `ts_event`, so bars close on time even
@@ -21,9 +24,9 @@ pub enum Event {
     /// Best bid and offer.
     Ticker(Ticker),
     /// A news headline.
-    News(NewsItem),
+    News(Box<NewsItem>),
     /// A social post.
-    Social(SocialPost),
+    Social(Box<SocialPost>),
     /// An on-chain measurement.
     Onchain(OnchainMetric),
     /// Market-wide statistics for an asset.
@@ -31,13 +34,13 @@ pub enum Event {
     /// Time has advanced to `ts_event`.
     Heartbeat,
     /// An analyser's finding.
-    Signal(Signal),
+    Signal(Box<Signal>),
     /// A scored recommendation.
-    Opportunity(Opportunity),
+    Opportunity(Box<Opportunity>),
     /// A message for a person.
-    Alert(Alert),
+    Alert(Box<Alert>),
     /// A paper position's state.
-    Position(Position),
+    Position(Box<Position>),
 }
 
 /// The kind of an [`Event`], without its data: for counters, filters and routing.
@@ -169,6 +172,12 @@ impl<T> Envelope<T> {
 mod tests {
     use super::*;
     use crate::{InstrumentId, Side};
+
+    #[test]
+    fn events_stay_small_enough_to_copy_on_the_hot_path() {
+        // Market data is stored inline; rare, large payloads are boxed.
+        assert_eq!(std::mem::size_of::<Event>(), std::mem::size_of::<Candle>());
+    }
 
     #[test]
     fn envelope_json_shape_is_stable() {

@@ -11,7 +11,7 @@ const SYMBOL_CAP: usize = 15;
 /// inline so that it is `Copy` and costs no allocation on the hot path.
 ///
 /// At most 15 characters from `[A-Za-z0-9_.-]`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Symbol {
     len: u8,
     bytes: [u8; SYMBOL_CAP],
@@ -68,6 +68,19 @@ impl Symbol {
             };
         }
         out
+    }
+}
+
+impl std::hash::Hash for Symbol {
+    /// Two machine words instead of sixteen bytes: interning instruments is on the hot path.
+    /// Consistent with `Eq`, since the bytes past `len` are always zero.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut w = [0u8; 16];
+        w[0] = self.len;
+        w[1..].copy_from_slice(&self.bytes);
+        let v = u128::from_le_bytes(w);
+        state.write_u64(v as u64);
+        state.write_u64((v >> 64) as u64);
     }
 }
 

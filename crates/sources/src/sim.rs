@@ -331,7 +331,7 @@ impl MarketSim {
         let id = format!("sim-{}-{}", self.cfg.seed, self.news_seq);
         if let Ok(n) = NewsItem::new(id, "Atalaya Simulated Wire", title, ts) {
             let n = n.with_summary(Some(summary)).with_assets(assets);
-            self.push(out, ts, Event::News(n));
+            self.push(out, ts, Event::News(Box::new(n)));
         }
     }
 

@@ -63,12 +63,12 @@ impl WriterCounters {
 pub fn add_to_batch(batch: &mut Batch, env: Envelope<Event>) {
     match env.payload {
         Event::Candle(c) => batch.candles.push(c),
-        Event::Opportunity(o) => batch.opportunities.push((o, env.ts_received)),
-        Event::Alert(a) => batch.alerts.push(a),
-        Event::News(n) => batch.text_items.push((TextItem::News(n), env.ts_received)),
+        Event::Opportunity(o) => batch.opportunities.push((*o, env.ts_received)),
+        Event::Alert(a) => batch.alerts.push(*a),
+        Event::News(n) => batch.text_items.push((TextItem::News(*n), env.ts_received)),
         Event::Social(p) => batch
             .text_items
-            .push((TextItem::Social(p), env.ts_received)),
+            .push((TextItem::Social(*p), env.ts_received)),
         _ => {}
     }
 }
