@@ -19,8 +19,15 @@ use toml::{Table, Value};
 /// `ATALAYA_SERVER__LISTEN=0.0.0.0:8080` sets `server.listen`.
 pub const ENV_PREFIX: &str = "ATALAYA_";
 
-/// Variables with the prefix that are not configuration (test and tooling switches).
-const ENV_RESERVED: [&str; 3] = ["ATALAYA_LOG", "ATALAYA_DATA_DIR", "ATALAYA_TEST_"];
+/// Variables with the prefix that are not configuration (test and tooling switches). Only
+/// variables with a `__` (SECTION__FIELD) are read as configuration at all.
+const ENV_RESERVED: [&str; 5] = [
+    "ATALAYA_LOG",
+    "ATALAYA_DATA_DIR",
+    "ATALAYA_TEST_",
+    "ATALAYA_TALIB_",
+    "ATALAYA_BENCH_",
+];
 
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -210,7 +217,7 @@ pub fn load(
         let Some(rest) = k.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        if ENV_RESERVED.iter().any(|r| k.starts_with(r)) || rest.is_empty() {
+        if ENV_RESERVED.iter().any(|r| k.starts_with(r)) || !rest.contains("__") {
             continue;
         }
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
@@ -390,6 +397,8 @@ mod tests {
             env(&[
                 ("ATALAYA_ENGINE__DECISION__BUY", "0.55"),
                 ("ATALAYA_LOG", "debug"),
+                ("ATALAYA_TALIB_REF", "/tmp/x"),
+                ("ATALAYA_SOMETHING_ELSE", "1"),
                 ("ATALAYA_ENGINE__TIMEFRAMES", "[\"1m\", \"1h\"]"),
                 ("HOME", "/root"),
             ]),
