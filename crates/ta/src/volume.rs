@@ -204,7 +204,9 @@ impl Indicator for Mfi {
             return None;
         }
         let total = self.pos + self.neg;
-        Some(if total <= 0.0 {
+        Some(if total.is_nan() {
+            f64::NAN // bad input propagates rather than hiding behind a number
+        } else if total <= 0.0 {
             0.0
         } else {
             100.0 * self.pos.clamp(0.0, total) / total
