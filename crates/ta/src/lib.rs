@@ -125,7 +125,13 @@ impl Ring {
     #[inline]
     pub(crate) fn get(&self, back: usize) -> f64 {
         let cap = self.buf.len();
-        self.buf[(self.head + cap - 1 - back % cap) % cap]
+        debug_assert!(back < cap);
+        // No division on the hot path: `head + cap − 1 − back` lies in [0, 2·cap).
+        let mut i = self.head + cap - 1 - back.min(cap - 1);
+        if i >= cap {
+            i -= cap;
+        }
+        self.buf[i]
     }
 
     pub(crate) fn len(&self) -> usize {
