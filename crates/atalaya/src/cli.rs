@@ -29,6 +29,8 @@ pub enum Command {
     Run(RunArgs),
     /// Run the pipeline over history files as fast as possible and summarise what it found.
     Replay(ReplayArgs),
+    /// Compute technical indicators over a history file, one column per output.
+    Indicators(IndicatorsArgs),
     /// Check or show the configuration.
     Config {
         /// check: list every problem; show: print the effective configuration.
@@ -103,6 +105,35 @@ pub struct ReplayArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Output formats of `atalaya indicators`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// CSV with a header; empty cells where an indicator is not defined yet.
+    Csv,
+    /// One JSON object of columns; null where an indicator is not defined yet.
+    Json,
+}
+
+/// `atalaya indicators`.
+#[derive(Debug, Args)]
+pub struct IndicatorsArgs {
+    /// A Binance kline CSV or freqtrade JSON file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Comma-separated indicators, each `name[:param…]`, e.g. `rsi:14,ema:20,macd:12:26:9`.
+    #[arg(long, default_value = "rsi:14,ema:20,macd:12:26:9,bbands:20:2,atr:14")]
+    pub set: String,
+    /// Bar timeframe of the file (default: from the file name, else from the rows).
+    #[arg(long, value_name = "TF")]
+    pub timeframe: Option<Timeframe>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: Format,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// `atalaya config …`.

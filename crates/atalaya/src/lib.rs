@@ -4,5 +4,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod indicators;
 pub mod replay;
 pub mod run;

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use atalaya::cli::{Cli, Command, ConfigAction, DbAction};
 use atalaya::config::{self, AppConfig};
 use atalaya::replay::{ReplayOptions, replay};
@@ -129,6 +130,38 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         atalaya_model::format_utc(r.last)
                     );
                 }
+            }
+        }
+        Command::Indicators(a) => {
+            let specs = match atalaya_ta::set::parse_set(&a.set) {
+                Ok(s) if !s.is_empty() => s,
+                Ok(_) => {
+                    eprintln!("error: --set names no indicator");
+                    return Ok(ExitCode::from(2));
+                }
+                Err(errors) => {
+                    eprintln!("error: --set has {} problem(s):", errors.len());
+                    for e in &errors {
+                        eprintln!("  {e}");
+                    }
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let rows = match &a.out {
+                Some(path) => {
+                    let f = std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    let mut w = std::io::BufWriter::new(f);
+                    atalaya::indicators::write_table(&a.file, specs, a.timeframe, a.format, &mut w)?
+                }
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut w = std::io::BufWriter::new(stdout.lock());
+                    atalaya::indicators::write_table(&a.file, specs, a.timeframe, a.format, &mut w)?
+                }
+            };
+            if let Some(path) = &a.out {
+                eprintln!("wrote {rows} rows to {}", path.display());
             }
         }
         Command::Replay(a) => {

@@ -28,6 +28,7 @@
 
 pub mod ma;
 pub mod momentum;
+pub mod set;
 pub mod trend;
 pub mod volatility;
 pub mod volume;

@@ -141,3 +141,61 @@ fn replay_reports_a_missing_file_clearly() {
         "{err}"
     );
 }
+
+#[test]
+fn indicators_writes_one_column_per_output_aligned_with_the_rows() {
+    use atalaya_ta::{Indicator, momentum::Macd, momentum::Rsi};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ETHUSDT_1h_fixture.csv");
+    let bars = atalaya_testkit::walk(120, 1_672_531_200_000, 3_600_000, 1500.0, 3, &[]);
+    atalaya_testkit::write_kline_csv(&file, &bars, &[]).unwrap();
+    let out = bin()
+        .args(["indicators", "--set", "rsi:14,macd:12:26:9"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "open_time_ms,open,high,low,close,volume,rsi_14,macd_12_26_9,macd_12_26_9_signal,macd_12_26_9_hist"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 120);
+    let (mut rsi, mut macd) = (Rsi::new(14), Macd::new(12, 26, 9));
+    for (row, bar) in rows.iter().zip(&bars) {
+        assert_eq!(row[0].parse::<i64>().unwrap(), bar.0);
+        let cell = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
+        assert_eq!(row[6], cell(rsi.update(bar.4)));
+        let m = macd.update(bar.4);
+        assert_eq!(row[9], cell(m.map(|m| m.hist)));
+    }
+    assert_eq!(rows[13][6], "", "RSI 14 needs 14 changes");
+    assert_ne!(rows[14][6], "");
+    // JSON has the same numbers, null during the warm-up.
+    let out = bin()
+        .args(["indicators", "--format", "json", "--set", "rsi:14"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["rsi_14"][13].is_null());
+    assert_eq!(v["rsi_14"][14].as_f64().unwrap().to_string(), rows[14][6]);
+    // A bad set is a usage error naming every bad entry.
+    let out = bin()
+        .args(["indicators", "--set", "rsi:0,wat"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"rsi:0\"") && err.contains("\"wat\""),
+        "{err}"
+    );
+}
