@@ -42,6 +42,53 @@ def synthetic(n=3000, seed=7, scale=1.0):
     return {k: np.array(x, dtype=float) for k, x in zip("open high low close volume".split(), (o, h, l, c, v))}
 
 
+def ticks(n=20000, seed=11):
+    """Integer-tick candles with small ranges, so ties and equalities happen (ENGULFING's 80,
+    HARAMI's 80, gaps, marubozu), as TALIB-NOTES' candle verification used."""
+    rnd = random.Random(seed)
+    o, h, l, c, v = [], [], [], [], []
+    price = 1000
+    for i in range(n):
+        op = price + (rnd.choice((-2, -1, 0, 0, 0, 1, 2)) if i % 7 == 0 else 0)
+        cl = op + rnd.randint(-6, 6)
+        hi = max(op, cl) + rnd.choice((0, 0, 0, 1, 2, 4))
+        lo = min(op, cl) - rnd.choice((0, 0, 0, 1, 2, 4))
+        price = cl
+        o.append(op); h.append(hi); l.append(lo); c.append(cl); v.append(float(rnd.randint(0, 50)))
+    return {k: np.array(x, dtype=float) for k, x in zip("open high low close volume".split(), (o, h, l, c, v))}
+
+
+def gappy(n=30000, seed=5):
+    """Integer candles rich in marubozus, dojis and gaps, so that KICKING, ABANDONEDBABY and
+    3BLACKCROWS occur."""
+    rnd = random.Random(seed)
+    o, h, l, c, v = [], [], [], [], []
+    price = 5000
+    for _ in range(n):
+        gap = rnd.choice((0, 0, -1, 1, -2, 2, -3, 3)) if rnd.random() < 0.8 else rnd.choice((-1, 1)) * rnd.randint(5, 25)
+        op = price + gap
+        kind = rnd.random()
+        if kind < 0.4:  # marubozu
+            cl = op + rnd.choice((-1, 1)) * rnd.randint(8, 20)
+            hi, lo = max(op, cl) + rnd.choice((0, 0, 1)), min(op, cl) - rnd.choice((0, 0, 1))
+        elif kind < 0.6:  # doji
+            cl = op
+            hi, lo = op + rnd.randint(0, 2), op - rnd.randint(0, 2)
+        else:
+            cl = op + rnd.randint(-6, 6)
+            hi, lo = max(op, cl) + rnd.randint(0, 4), min(op, cl) - rnd.randint(0, 4)
+        price = cl
+        o.append(op); h.append(hi); l.append(lo); c.append(cl); v.append(float(rnd.randint(1, 50)))
+    return {k: np.array(x, dtype=float) for k, x in zip("open high low close volume".split(), (o, h, l, c, v))}
+
+
+CDL = ["CDLDOJI", "CDLDRAGONFLYDOJI", "CDLGRAVESTONEDOJI", "CDLHAMMER", "CDLHANGINGMAN",
+       "CDLINVERTEDHAMMER", "CDLSHOOTINGSTAR", "CDLENGULFING", "CDLHARAMI", "CDLPIERCING",
+       "CDLDARKCLOUDCOVER", "CDLMORNINGSTAR", "CDLEVENINGSTAR", "CDL3WHITESOLDIERS",
+       "CDL3BLACKCROWS", "CDLMARUBOZU", "CDLSPINNINGTOP", "CDLKICKING", "CDLABANDONEDBABY",
+       "CDL3INSIDE", "CDL3OUTSIDE"]
+
+
 def load_csv(path):
     cols = {k: [] for k in "open high low close volume".split()}
     with open(path) as f:
@@ -107,6 +154,8 @@ def outputs(s):
         put(f"BBANDS_{p}_{k}.middle", mid)
         put(f"BBANDS_{p}_{k}.lower", lo)
     put("PPO_12_26", talib.PPO(c, 12, 26, 1))
+    for name in CDL:
+        put(name, getattr(talib, name)(o, h, l, c).astype(float))
     k, d = talib.STOCH(h, l, c, 5, 3, 0, 3, 0)
     put("STOCH_5_3_3.k", k)
     put("STOCH_5_3_3.d", d)
@@ -139,6 +188,8 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     write(out_dir, "synthetic", synthetic())
     write(out_dir, "synthetic_tiny", synthetic(scale=1e-6))
+    write(out_dir, "ticks", ticks())
+    write(out_dir, "gappy", gappy())
     for path in sys.argv[2:]:
         name = os.path.splitext(os.path.basename(path))[0]
         write(out_dir, name, load_csv(path))

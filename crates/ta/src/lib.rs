@@ -26,6 +26,7 @@
 //! assert_eq!(out[3], 3.0);
 //! ```
 
+pub mod candles;
 pub mod ma;
 pub mod momentum;
 pub mod set;

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::candles::{CandlePattern, Pattern};
 use crate::ma::{Dema, Ema, Kama, Sma, Tema, Trima, Wma};
 use crate::momentum::{Cci, Cmo, Macd, Mom, Ppo, Roc, Rsi, Stoch, StochF, StochRsi, WillR};
 use crate::trend::{Adx, Adxr, Aroon, AroonOsc, Dx, LinRegSlope, MinusDi, PlusDi, Sar};
@@ -36,13 +37,20 @@ pub enum TaError {
     },
 }
 
-const KNOWN: &str = "sma ema wma dema tema trima kama rsi cmo mom roc macd ppo willr cci stoch stochf stochrsi trange atr natr stddev bbands obv ad adosc mfi plus_di minus_di dx adx adxr aroon aroonosc sar linreg_slope";
+const KNOWN: &str = "cdl… (the 21 TA-Lib candlestick names, e.g. cdlhammer) sma ema wma dema tema trima kama rsi cmo mom roc macd ppo willr cci stoch stochf stochrsi trange atr natr stddev bbands obv ad adosc mfi plus_di minus_di dx adx adxr aroon aroonosc sar linreg_slope";
 
 /// One indicator with its parameters, as written in a set: `name[:p1[:p2…]]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
     name: String,
     params: Vec<f64>,
+}
+
+/// The candlestick pattern named like TA-Lib's function, lower-case (`cdlhammer`).
+fn pattern(name: &str) -> Option<Pattern> {
+    Pattern::ALL
+        .into_iter()
+        .find(|p| p.talib_name().eq_ignore_ascii_case(name))
 }
 
 /// (name, usage, default parameters, number of periods that must be whole numbers ≥ 1).
@@ -64,6 +72,7 @@ fn usage(name: &str) -> Option<(&'static str, &'static [f64], usize)> {
         "adosc" => ("adosc:fast:slow", &[3.0, 10.0], 2),
         "sar" => ("sar[:accel:max]", &[0.02, 0.2], 0),
         "trange" | "obv" | "ad" => ("name", &[], 0),
+        cdl if pattern(cdl).is_some() => ("cdlname", &[], 0),
         _ => return None,
     })
 }
@@ -148,6 +157,17 @@ struct Multi<I, F>(I, F);
 impl<I: Indicator<Input = f64, Output = f64>> Columns for OnClose<I> {
     fn update(&mut self, bar: &Bar, out: &mut [f64]) {
         out[0] = self.0.update(bar.close).unwrap_or(f64::NAN);
+    }
+    fn reset(&mut self) {
+        self.0.reset();
+    }
+}
+
+struct Cdl(CandlePattern);
+
+impl Columns for Cdl {
+    fn update(&mut self, bar: &Bar, out: &mut [f64]) {
+        out[0] = self.0.update(*bar).map_or(f64::NAN, f64::from);
     }
     fn reset(&mut self) {
         self.0.reset();
@@ -249,6 +269,9 @@ impl Spec {
             "adxr" => Box::new(OnBar(Adxr::new(n(0)))),
             "aroonosc" => Box::new(OnBar(AroonOsc::new(n(0)))),
             "sar" => Box::new(OnBar(Sar::new(p[0], p[1]))),
+            cdl if pattern(cdl).is_some() => Box::new(Cdl(CandlePattern::new(
+                pattern(cdl).unwrap_or(Pattern::Doji),
+            ))),
             "macd" => Box::new(Multi(Macd::new(n(0), n(1), n(2)), |o, out: &mut [f64]| {
                 cols(o, out, |m: &crate::momentum::MacdOut| {
                     [m.macd, m.signal, m.hist]
@@ -376,6 +399,11 @@ mod tests {
                 "bbands_20_2_lower",
                 "atr_14"
             ]
+        );
+        let cdl = IndicatorSet::new(parse_set("CDLHAMMER,cdl3outside").unwrap());
+        assert_eq!(
+            cdl.columns(),
+            &["cdlhammer".to_owned(), "cdl3outside".to_owned()]
         );
         let errs = parse_set("rsi:0,foo:3,ema:1.5,macd:1:2:3:4,adx:1").unwrap_err();
         assert_eq!(errs.len(), 5);

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers panic on failure by design.
 
+use atalaya_ta::candles::{CandlePattern, Pattern};
 use atalaya_ta::ma::{Dema, Ema, Kama, Sma, Tema, Trima, Wma};
 use atalaya_ta::momentum::{Cci, Cmo, Macd, Mom, Ppo, Roc, Rsi, Stoch, StochF, StochRsi, WillR};
 use atalaya_ta::trend::{Adx, Adxr, Aroon, AroonOsc, Dx, LinRegSlope, MinusDi, PlusDi, Sar};
@@ -111,6 +112,9 @@ macro_rules! all_indicators {
         check(Aroon::new(5), b)?;
         check(AroonOsc::new(5), b)?;
         check(Sar::new(0.02, 0.2), b)?;
+        for p in Pattern::ALL {
+            check(CandlePattern::new(p), b)?;
+        }
     }};
 }
 

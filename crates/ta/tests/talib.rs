@@ -17,6 +17,7 @@
 
 use std::path::PathBuf;
 
+use atalaya_ta::candles::{CandlePattern, Pattern};
 use atalaya_ta::ma::{Dema, Ema, Kama, Sma, Tema, Trima, Wma};
 use atalaya_ta::momentum::{Cci, Cmo, Macd, Mom, Ppo, Roc, Rsi, Stoch, StochF, StochRsi, WillR};
 use atalaya_ta::trend::{Adx, Adxr, Aroon, AroonOsc, Dx, LinRegSlope, MinusDi, PlusDi, Sar};
@@ -151,6 +152,16 @@ fn ours(key: &str, s: &Series) -> Option<(Vec<f64>, bool)> {
             }),
             osc,
         ),
+        cdl if cdl.starts_with("CDL") => {
+            let p = Pattern::ALL.into_iter().find(|p| p.talib_name() == cdl)?;
+            let mut out = Vec::new();
+            batch(&mut CandlePattern::new(p), &s.bars, &mut out);
+            // TA-Lib writes 0 on warm-up bars of CDL functions; comparisons are exact.
+            (
+                out.iter().map(|o| f64::from(o.unwrap_or(0))).collect(),
+                false,
+            )
+        }
         _ => return None,
     })
 }
