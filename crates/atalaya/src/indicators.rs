@@ -49,7 +49,7 @@ pub fn write_table(
             writeln!(out)?;
             for c in &series.candles {
                 let bar = Bar::new(c.open(), c.high(), c.low(), c.close(), c.volume());
-                set.update(&bar, &mut row);
+                set.update(c.open_time(), &bar, &mut row);
                 write!(
                     out,
                     "{},{},{},{},{},{}",
@@ -76,7 +76,7 @@ pub fn write_table(
             let mut closes = Vec::with_capacity(n);
             for c in &series.candles {
                 let bar = Bar::new(c.open(), c.high(), c.low(), c.close(), c.volume());
-                set.update(&bar, &mut row);
+                set.update(c.open_time(), &bar, &mut row);
                 times.push(c.open_time() / 1_000_000);
                 closes.push(c.close());
                 for (col, v) in cols.iter_mut().zip(&row) {

@@ -138,6 +138,8 @@ def outputs(s):
         down, up = talib.AROON(h, l, p)
         put(f"AROON_{p}.down", down)
         put(f"AROON_{p}.up", up)
+    put("T3_5_0.7", talib.T3(c, 5, 0.7))
+    put("T3_10_0.5", talib.T3(c, 10, 0.5))
     put("TRANGE", talib.TRANGE(h, l, c))
     put("OBV", talib.OBV(c, v))
     put("AD", talib.AD(h, l, c, v))

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod candles;
+pub mod custom;
 pub mod ma;
 pub mod momentum;
 pub mod set;

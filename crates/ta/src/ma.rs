@@ -432,3 +432,94 @@ mod tests {
         }
     }
 }
+
+/// One stage of T3's cascade: `e = k·x + (1 − k)·e`, seeded by the mean of its first
+/// `period` inputs.
+#[derive(Clone, Debug)]
+struct T3Stage {
+    period: usize,
+    seen: usize,
+    value: f64,
+}
+
+impl T3Stage {
+    #[inline]
+    fn update(&mut self, x: f64, k: f64, omk: f64) -> Option<f64> {
+        if self.seen < self.period {
+            self.seen += 1;
+            self.value += x;
+            if self.seen < self.period {
+                return None;
+            }
+            self.value /= self.period as f64;
+        } else {
+            self.value = (k * x) + (omk * self.value);
+        }
+        Some(self.value)
+    }
+}
+
+/// Tillson's T3 (TA-Lib `T3`): six cascaded EMAs with `k = 2 / (period + 1)`, each seeded by
+/// the mean of the first `period` values of the one before, combined as
+/// `c1·e6 + c2·e5 + c3·e4 + c4·e3` with the volume factor `a` (TA-Lib default 0.7).
+/// Lookback `6 (period − 1)`.
+#[derive(Clone, Debug)]
+pub struct T3 {
+    stages: [T3Stage; 6],
+    k: f64,
+    omk: f64,
+    c: [f64; 4],
+}
+
+impl T3 {
+    /// T3 over `period` (at least 1) with volume factor `vfactor`.
+    pub fn new(period: usize, vfactor: f64) -> Self {
+        let period = period.max(1);
+        let k = 2.0 / (period as f64 + 1.0);
+        let a2 = vfactor * vfactor;
+        let c1 = -a2 * vfactor;
+        let c2 = 3.0 * (a2 - c1);
+        let c3 = -6.0 * a2 - 3.0 * (vfactor - c1);
+        let c4 = 1.0 + 3.0 * vfactor - c1 + 3.0 * a2;
+        let stage = T3Stage {
+            period,
+            seen: 0,
+            value: 0.0,
+        };
+        Self {
+            stages: std::array::from_fn(|_| stage.clone()),
+            k,
+            omk: 1.0 - k,
+            c: [c1, c2, c3, c4],
+        }
+    }
+}
+
+impl Indicator for T3 {
+    type Input = f64;
+    type Output = f64;
+
+    #[inline]
+    fn update(&mut self, x: f64) -> Option<f64> {
+        let (k, omk) = (self.k, self.omk);
+        let e1 = self.stages[0].update(x, k, omk)?;
+        let e2 = self.stages[1].update(e1, k, omk)?;
+        let e3 = self.stages[2].update(e2, k, omk)?;
+        let e4 = self.stages[3].update(e3, k, omk)?;
+        let e5 = self.stages[4].update(e4, k, omk)?;
+        let e6 = self.stages[5].update(e5, k, omk)?;
+        let [c1, c2, c3, c4] = self.c;
+        Some(c1 * e6 + c2 * e5 + c3 * e4 + c4 * e3)
+    }
+
+    fn reset(&mut self) {
+        for s in &mut self.stages {
+            s.seen = 0;
+            s.value = 0.0;
+        }
+    }
+
+    fn lookback(&self) -> usize {
+        6 * (self.stages[0].period - 1)
+    }
+}

@@ -5,7 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::candles::{CandlePattern, Pattern};
-use crate::ma::{Dema, Ema, Kama, Sma, Tema, Trima, Wma};
+use crate::custom::{Donchian, Ichimoku, Keltner, RollingVwap, SessionVwap, SuperTrend, TimedBar};
+use crate::ma::{Dema, Ema, Kama, Sma, T3, Tema, Trima, Wma};
 use crate::momentum::{Cci, Cmo, Macd, Mom, Ppo, Roc, Rsi, Stoch, StochF, StochRsi, WillR};
 use crate::trend::{Adx, Adxr, Aroon, AroonOsc, Dx, LinRegSlope, MinusDi, PlusDi, Sar};
 use crate::volatility::{Atr, Bbands, Natr, StdDev, TRange};
@@ -37,7 +38,7 @@ pub enum TaError {
     },
 }
 
-const KNOWN: &str = "cdl… (the 21 TA-Lib candlestick names, e.g. cdlhammer) sma ema wma dema tema trima kama rsi cmo mom roc macd ppo willr cci stoch stochf stochrsi trange atr natr stddev bbands obv ad adosc mfi plus_di minus_di dx adx adxr aroon aroonosc sar linreg_slope";
+const KNOWN: &str = "cdl… (the 21 TA-Lib candlestick names, e.g. cdlhammer) t3 donchian keltner supertrend ichimoku vwap rolling_vwap sma ema wma dema tema trima kama rsi cmo mom roc macd ppo willr cci stoch stochf stochrsi trange atr natr stddev bbands obv ad adosc mfi plus_di minus_di dx adx adxr aroon aroonosc sar linreg_slope";
 
 /// One indicator with its parameters, as written in a set: `name[:p1[:p2…]]`.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,7 +72,21 @@ fn usage(name: &str) -> Option<(&'static str, &'static [f64], usize)> {
         "bbands" => ("bbands:period[:k]", &[20.0, 2.0], 1),
         "adosc" => ("adosc:fast:slow", &[3.0, 10.0], 2),
         "sar" => ("sar[:accel:max]", &[0.02, 0.2], 0),
-        "trange" | "obv" | "ad" => ("name", &[], 0),
+        "trange" | "obv" | "ad" | "vwap" => ("name", &[], 0),
+        "t3" => ("t3:period[:vfactor]", &[5.0, 0.7], 1),
+        "donchian" => ("donchian:period", &[20.0], 1),
+        "keltner" => (
+            "keltner:ema_period:atr_period[:multiplier]",
+            &[20.0, 10.0, 2.0],
+            2,
+        ),
+        "supertrend" => ("supertrend:atr_period[:multiplier]", &[10.0, 3.0], 1),
+        "ichimoku" => (
+            "ichimoku:tenkan:kijun:senkou:displacement",
+            &[9.0, 26.0, 52.0, 26.0],
+            4,
+        ),
+        "rolling_vwap" => ("rolling_vwap:period", &[20.0], 1),
         cdl if pattern(cdl).is_some() => ("cdlname", &[], 0),
         _ => return None,
     })
@@ -146,7 +161,7 @@ impl fmt::Display for Spec {
 /// An indicator behind a uniform interface: one bar in, `width` columns out (NaN while
 /// warming up).
 trait Columns {
-    fn update(&mut self, bar: &Bar, out: &mut [f64]);
+    fn update(&mut self, ts: i64, bar: &Bar, out: &mut [f64]);
     fn reset(&mut self);
 }
 
@@ -155,7 +170,7 @@ struct OnBar<I>(I);
 struct Multi<I, F>(I, F);
 
 impl<I: Indicator<Input = f64, Output = f64>> Columns for OnClose<I> {
-    fn update(&mut self, bar: &Bar, out: &mut [f64]) {
+    fn update(&mut self, _ts: i64, bar: &Bar, out: &mut [f64]) {
         out[0] = self.0.update(bar.close).unwrap_or(f64::NAN);
     }
     fn reset(&mut self) {
@@ -165,8 +180,23 @@ impl<I: Indicator<Input = f64, Output = f64>> Columns for OnClose<I> {
 
 struct Cdl(CandlePattern);
 
+/// Session VWAP needs the bar's time.
+struct Vwap(SessionVwap);
+
+impl Columns for Vwap {
+    fn update(&mut self, ts: i64, bar: &Bar, out: &mut [f64]) {
+        out[0] = self
+            .0
+            .update(TimedBar { ts, bar: *bar })
+            .unwrap_or(f64::NAN);
+    }
+    fn reset(&mut self) {
+        self.0.reset();
+    }
+}
+
 impl Columns for Cdl {
-    fn update(&mut self, bar: &Bar, out: &mut [f64]) {
+    fn update(&mut self, _ts: i64, bar: &Bar, out: &mut [f64]) {
         out[0] = self.0.update(*bar).map_or(f64::NAN, f64::from);
     }
     fn reset(&mut self) {
@@ -175,7 +205,7 @@ impl Columns for Cdl {
 }
 
 impl<I: Indicator<Input = Bar, Output = f64>> Columns for OnBar<I> {
-    fn update(&mut self, bar: &Bar, out: &mut [f64]) {
+    fn update(&mut self, _ts: i64, bar: &Bar, out: &mut [f64]) {
         out[0] = self.0.update(*bar).unwrap_or(f64::NAN);
     }
     fn reset(&mut self) {
@@ -190,7 +220,7 @@ where
     F: Fn(Option<I::Output>, &mut [f64]),
     I::Input: From<Bar>,
 {
-    fn update(&mut self, bar: &Bar, out: &mut [f64]) {
+    fn update(&mut self, _ts: i64, bar: &Bar, out: &mut [f64]) {
         let o = self.0.update(I::Input::from(*bar));
         (self.1)(o, out);
     }
@@ -229,6 +259,9 @@ impl Spec {
             "macd" => &["", "_signal", "_hist"],
             "bbands" => &["_upper", "_middle", "_lower"],
             "stoch" | "stochf" | "stochrsi" => &["_k", "_d"],
+            "donchian" | "keltner" => &["_upper", "_middle", "_lower"],
+            "supertrend" => &["", "_direction"],
+            "ichimoku" => &["_tenkan", "_kijun", "_span_a", "_span_b"],
             "aroon" => &["_down", "_up"],
             _ => &[""],
         };
@@ -269,6 +302,35 @@ impl Spec {
             "adxr" => Box::new(OnBar(Adxr::new(n(0)))),
             "aroonosc" => Box::new(OnBar(AroonOsc::new(n(0)))),
             "sar" => Box::new(OnBar(Sar::new(p[0], p[1]))),
+            "t3" => Box::new(OnClose(T3::new(n(0), p[1]))),
+            "vwap" => Box::new(Vwap(SessionVwap::daily())),
+            "rolling_vwap" => Box::new(OnBar(RollingVwap::new(n(0)))),
+            "donchian" => Box::new(Multi(Donchian::new(n(0)), |o, out: &mut [f64]| {
+                cols(o, out, |c: &crate::custom::Channel| {
+                    [c.upper, c.middle, c.lower]
+                })
+            })),
+            "keltner" => Box::new(Multi(
+                Keltner::new(n(0), n(1), p[2]),
+                |o, out: &mut [f64]| {
+                    cols(o, out, |c: &crate::custom::Channel| {
+                        [c.upper, c.middle, c.lower]
+                    })
+                },
+            )),
+            "supertrend" => Box::new(Multi(SuperTrend::new(n(0), p[1]), |o, out: &mut [f64]| {
+                cols(o, out, |s: &crate::custom::SuperTrendOut| {
+                    [s.value, f64::from(s.direction)]
+                })
+            })),
+            "ichimoku" => Box::new(Multi(
+                Ichimoku::new(n(0), n(1), n(2), n(3)),
+                |o, out: &mut [f64]| {
+                    cols(o, out, |x: &crate::custom::IchimokuOut| {
+                        [x.tenkan, x.kijun, x.span_a, x.span_b]
+                    })
+                },
+            )),
             cdl if pattern(cdl).is_some() => Box::new(Cdl(CandlePattern::new(
                 pattern(cdl).unwrap_or(Pattern::Doji),
             ))),
@@ -359,12 +421,13 @@ impl IndicatorSet {
         &self.columns
     }
 
-    /// Updates every indicator with `bar`, writing one value per column into `out` (NaN
-    /// while warming up). `out` must hold `columns().len()` values.
-    pub fn update(&mut self, bar: &Bar, out: &mut [f64]) {
+    /// Updates every indicator with `bar`, opened at `ts` (nanoseconds UTC; only session
+    /// indicators read it), writing one value per column into `out` (NaN while warming up).
+    /// `out` must hold `columns().len()` values.
+    pub fn update(&mut self, ts: i64, bar: &Bar, out: &mut [f64]) {
         let mut at = 0;
         for (ind, width) in &mut self.parts {
-            ind.update(bar, &mut out[at..at + *width]);
+            ind.update(ts, bar, &mut out[at..at + *width]);
             at += *width;
         }
     }
@@ -400,6 +463,9 @@ mod tests {
                 "atr_14"
             ]
         );
+        let more = IndicatorSet::new(parse_set("supertrend,ichimoku,keltner,vwap,t3").unwrap());
+        assert_eq!(more.columns().len(), 2 + 4 + 3 + 1 + 1);
+        assert_eq!(more.columns()[0], "supertrend_10_3");
         let cdl = IndicatorSet::new(parse_set("CDLHAMMER,cdl3outside").unwrap());
         assert_eq!(
             cdl.columns(),
@@ -425,7 +491,7 @@ mod tests {
         let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
         batch(&mut Macd::new(12, 26, 9), &closes, &mut macd);
         for (i, b) in bars.iter().enumerate() {
-            set.update(b, &mut row);
+            set.update(0, b, &mut row);
             match macd[i] {
                 Some(m) => assert_eq!((row[0], row[1], row[2]), (m.macd, m.signal, m.hist)),
                 None => assert!(row[0].is_nan() && row[2].is_nan()),

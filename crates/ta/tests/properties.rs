@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used)] // Test helpers panic on failure by design.
 
 use atalaya_ta::candles::{CandlePattern, Pattern};
-use atalaya_ta::ma::{Dema, Ema, Kama, Sma, Tema, Trima, Wma};
+use atalaya_ta::custom::{Donchian, Ichimoku, Keltner, RollingVwap, SuperTrend};
+use atalaya_ta::ma::{Dema, Ema, Kama, Sma, T3, Tema, Trima, Wma};
 use atalaya_ta::momentum::{Cci, Cmo, Macd, Mom, Ppo, Roc, Rsi, Stoch, StochF, StochRsi, WillR};
 use atalaya_ta::trend::{Adx, Adxr, Aroon, AroonOsc, Dx, LinRegSlope, MinusDi, PlusDi, Sar};
 use atalaya_ta::volatility::{Atr, Bbands, Natr, StdDev, TRange};
@@ -112,6 +113,12 @@ macro_rules! all_indicators {
         check(Aroon::new(5), b)?;
         check(AroonOsc::new(5), b)?;
         check(Sar::new(0.02, 0.2), b)?;
+        check(T3::new(4, 0.7), c)?;
+        check(Donchian::new(5), b)?;
+        check(Keltner::new(5, 4, 2.0), b)?;
+        check(SuperTrend::new(4, 3.0), b)?;
+        check(Ichimoku::new(3, 5, 8, 4), b)?;
+        check(RollingVwap::new(5), b)?;
         for p in Pattern::ALL {
             check(CandlePattern::new(p), b)?;
         }

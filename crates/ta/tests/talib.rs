@@ -18,7 +18,7 @@
 use std::path::PathBuf;
 
 use atalaya_ta::candles::{CandlePattern, Pattern};
-use atalaya_ta::ma::{Dema, Ema, Kama, Sma, Tema, Trima, Wma};
+use atalaya_ta::ma::{Dema, Ema, Kama, Sma, T3, Tema, Trima, Wma};
 use atalaya_ta::momentum::{Cci, Cmo, Macd, Mom, Ppo, Roc, Rsi, Stoch, StochF, StochRsi, WillR};
 use atalaya_ta::trend::{Adx, Adxr, Aroon, AroonOsc, Dx, LinRegSlope, MinusDi, PlusDi, Sar};
 use atalaya_ta::volatility::{Atr, Bbands, Natr, StdDev, TRange};
@@ -89,6 +89,7 @@ fn ours(key: &str, s: &Series) -> Option<(Vec<f64>, bool)> {
         "TEMA" => (closes(Tema::new(n(0)), s), false),
         "TRIMA" => (closes(Trima::new(n(0)), s), false),
         "KAMA" => (closes(Kama::new(n(0)), s), false),
+        "T3" => (closes(T3::new(n(0), nums[1]), s), false),
         "RSI" => (closes(Rsi::new(n(0)), s), osc),
         "CMO" => (closes(Cmo::new(n(0)), s), osc),
         "MOM" => (closes(Mom::new(n(0)), s), false),
