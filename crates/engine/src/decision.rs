@@ -10,7 +10,7 @@ use atalaya_model::{
 };
 
 use crate::config::DecisionConfig;
-use crate::indicators::Bands;
+use atalaya_ta::volatility::Bands;
 
 /// What the indicators say about one closed bar, once every indicator is ready.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -2,7 +2,8 @@
 //!
 //! Sources push [`Envelope`](atalaya_model::Envelope)s of market data in; [`Pipeline::process`]
 //! aggregates trades and candles into bars on the configured timeframes, closes bars on time,
-//! updates streaming indicators (EMA, Wilder RSI, ATR, Bollinger Bands) and scores each closed
+//! updates streaming indicators (EMA, Wilder RSI, ATR, Bollinger Bands, from `atalaya-ta`,
+//! exact to TA-Lib) and scores each closed
 //! bar with a weighted multi-factor decision whose every factor is listed with its value,
 //! weight and contribution.
 //!
@@ -10,13 +11,12 @@
 //! events. Live runs, replays and backtests call the same `process`, so a replay of a recorded
 //! session reproduces its decisions byte for byte.
 //!
-//! It depends only on `atalaya-model`. Later issues add the technical-analysis crate's
+//! It depends on `atalaya-model` and `atalaya-ta`. Later issues add the technical-analysis crate's
 //! indicator set, trading rules, the risk manager and the paper portfolio here.
 
 mod config;
 pub mod decision;
 mod error;
-pub mod indicators;
 mod pipeline;
 
 pub use config::{ConfigIssue, DecisionConfig, EngineConfig, IndicatorConfig, Weights};

@@ -12,7 +12,10 @@ use serde::Serialize;
 use crate::EngineError;
 use crate::config::EngineConfig;
 use crate::decision::{BarKey, Periods, Snapshot, decide, plan};
-use crate::indicators::{Atr, Bollinger, Ema, Rsi, Window};
+use atalaya_ta::Indicator;
+use atalaya_ta::ma::{Ema, Sma};
+use atalaya_ta::momentum::{Roc, Rsi};
+use atalaya_ta::volatility::{Atr, Bbands};
 
 /// FxHash (as in rustc): a fast, deterministic hasher for the instrument interner.
 #[derive(Default)]
@@ -84,10 +87,10 @@ struct Series {
     ema_slow: Ema,
     rsi: Rsi,
     atr: Atr,
-    bollinger: Bollinger,
-    closes: Window,
-    volumes: Window,
-    atrs: Window,
+    bollinger: Bbands,
+    roc: Roc,
+    avg_volume: Sma,
+    avg_atr: Sma,
     last_kind: OpportunityKind,
 }
 
@@ -101,10 +104,10 @@ impl Series {
             ema_slow: Ema::new(i.ema_slow),
             rsi: Rsi::new(i.rsi),
             atr: Atr::new(i.atr),
-            bollinger: Bollinger::new(i.bollinger, i.bollinger_k),
-            closes: Window::new(i.momentum + 1),
-            volumes: Window::new(i.baseline),
-            atrs: Window::new(i.baseline),
+            bollinger: Bbands::new(i.bollinger, i.bollinger_k),
+            roc: Roc::new(i.momentum),
+            avg_volume: Sma::new(i.baseline),
+            avg_atr: Sma::new(i.baseline),
             last_kind: OpportunityKind::Hold,
         }
     }
@@ -112,22 +115,17 @@ impl Series {
     /// Updates every indicator with a closed bar; returns the snapshot once all are ready.
     fn update(&mut self, c: &Candle) -> Option<Snapshot> {
         let (h, l, close) = (c.high(), c.low(), c.close());
+        let bar = atalaya_ta::Bar::new(c.open(), h, l, close, c.volume());
         let ema_fast = self.ema_fast.update(close);
         let ema_slow = self.ema_slow.update(close);
         let rsi = self.rsi.update(close);
-        let atr = self.atr.update(h, l, close);
+        let atr = self.atr.update(bar);
         let bands = self.bollinger.update(close);
-        self.closes.push(close);
-        self.volumes.push(c.volume());
-        if let Some(a) = atr {
-            self.atrs.push(a);
-        }
+        let roc = self.roc.update(close);
+        let avg_volume = self.avg_volume.update(c.volume());
+        let avg_atr = atr.and_then(|a| self.avg_atr.update(a));
         let (ema_fast, ema_slow, rsi, atr, bands) = (ema_fast?, ema_slow?, rsi?, atr?, bands?);
-        if !(self.closes.is_full() && self.volumes.is_full() && self.atrs.is_full()) {
-            return None;
-        }
-        let avg_volume = self.volumes.mean();
-        let avg_atr = self.atrs.mean();
+        let (roc, avg_volume, avg_atr) = (roc? / 100.0, avg_volume?, avg_atr?);
         Some(Snapshot {
             open: c.open(),
             high: h,
@@ -139,7 +137,7 @@ impl Series {
             rsi_flat: self.rsi.is_flat(),
             atr,
             bands,
-            roc: close / self.closes.oldest() - 1.0,
+            roc,
             volume_ratio: if avg_volume > 0.0 {
                 c.volume() / avg_volume
             } else {

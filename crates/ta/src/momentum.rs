@@ -87,6 +87,14 @@ impl Rsi {
     }
 }
 
+impl Rsi {
+    /// Whether the last window had neither gains nor losses (the RSI then reads 0, as in
+    /// TA-Lib, which is not the same as an oversold 0).
+    pub fn is_flat(&self) -> bool {
+        self.0.seen >= self.0.period && self.0.gain + self.0.loss == 0.0
+    }
+}
+
 impl Indicator for Rsi {
     type Input = f64;
     type Output = f64;
