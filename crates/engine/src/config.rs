@@ -2,6 +2,7 @@
 //! decision thresholds. Every field has a default; `validate` reports every problem at once.
 
 use atalaya_model::Timeframe;
+pub use atalaya_ta::anomaly::AnomalyConfig;
 use serde::{Deserialize, Serialize};
 
 /// Everything the [`Pipeline`](crate::Pipeline) needs to know.
@@ -16,6 +17,8 @@ pub struct EngineConfig {
     pub indicators: IndicatorConfig,
     /// Factor weights and thresholds.
     pub decision: DecisionConfig,
+    /// Streaming anomaly detection on each closed bar, emitted as `anomaly.*` signals.
+    pub anomaly: AnomalyConfig,
 }
 
 impl Default for EngineConfig {
@@ -25,6 +28,7 @@ impl Default for EngineConfig {
             decision_timeframes: Vec::new(),
             indicators: IndicatorConfig::default(),
             decision: DecisionConfig::default(),
+            anomaly: AnomalyConfig::default(),
         }
     }
 }
@@ -281,6 +285,44 @@ impl EngineConfig {
         }
         if d.horizon_bars == 0 {
             bad("decision.horizon_bars", "must be at least 1".into());
+        }
+        let a = &self.anomaly;
+        for (name, v) in [
+            ("anomaly.window", a.window),
+            ("anomaly.vol_short", a.vol_short),
+            ("anomaly.vol_long", a.vol_long),
+            ("anomaly.forest_refit", a.forest_refit),
+        ] {
+            if !(3..=100_000).contains(&v) {
+                bad(name, format!("must be between 3 and 100000, got {v}"));
+            }
+        }
+        if a.vol_short >= a.vol_long {
+            bad(
+                "anomaly.vol_short",
+                format!("must be shorter than vol_long ({})", a.vol_long),
+            );
+        }
+        for (name, v) in [
+            ("anomaly.return_z", a.return_z),
+            ("anomaly.volume_z", a.volume_z),
+            ("anomaly.gap_atr", a.gap_atr),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                bad(name, format!("must be > 0, got {v}"));
+            }
+        }
+        if !(a.vol_ratio.is_finite() && a.vol_ratio > 1.0) {
+            bad(
+                "anomaly.vol_ratio",
+                format!("must be > 1, got {}", a.vol_ratio),
+            );
+        }
+        if !(a.forest_score.is_finite() && a.forest_score > 0.5 && a.forest_score < 1.0) {
+            bad(
+                "anomaly.forest_score",
+                format!("must lie in (0.5, 1), got {}", a.forest_score),
+            );
         }
         out
     }

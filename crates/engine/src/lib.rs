@@ -19,6 +19,8 @@ pub mod decision;
 mod error;
 mod pipeline;
 
-pub use config::{ConfigIssue, DecisionConfig, EngineConfig, IndicatorConfig, Weights};
+pub use config::{
+    AnomalyConfig, ConfigIssue, DecisionConfig, EngineConfig, IndicatorConfig, Weights,
+};
 pub use error::EngineError;
 pub use pipeline::{Pipeline, PipelineStats};

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use atalaya_model::{
-    Candle, Envelope, Event, InstrumentId, Opportunity, OpportunityKind, Symbol, Timeframe,
+    Candle, Envelope, Event, InstrumentId, Opportunity, OpportunityKind, Signal, Symbol, Timeframe,
     UnixNanos,
 };
 use serde::Serialize;
@@ -13,6 +13,7 @@ use crate::EngineError;
 use crate::config::EngineConfig;
 use crate::decision::{BarKey, Periods, Snapshot, decide, plan};
 use atalaya_ta::Indicator;
+use atalaya_ta::anomaly::{Anomaly, AnomalyDetector};
 use atalaya_ta::ma::{Ema, Sma};
 use atalaya_ta::momentum::{Roc, Rsi};
 use atalaya_ta::volatility::{Atr, Bbands};
@@ -64,6 +65,8 @@ pub struct PipelineStats {
     pub unusable_candles: u64,
     /// Opportunities emitted.
     pub opportunities: u64,
+    /// Anomaly signals emitted.
+    pub anomalies: u64,
     /// Instruments seen.
     pub instruments: u64,
 }
@@ -92,6 +95,7 @@ struct Series {
     avg_volume: Sma,
     avg_atr: Sma,
     last_kind: OpportunityKind,
+    anomaly: Option<AnomalyDetector>,
 }
 
 impl Series {
@@ -109,6 +113,10 @@ impl Series {
             avg_volume: Sma::new(i.baseline),
             avg_atr: Sma::new(i.baseline),
             last_kind: OpportunityKind::Hold,
+            anomaly: cfg
+                .anomaly
+                .enabled
+                .then(|| AnomalyDetector::new(cfg.anomaly.clone())),
         }
     }
 
@@ -179,6 +187,7 @@ pub struct Pipeline {
     last_hit: Option<(InstrumentId, u32)>,
     series: Vec<Series>,
     out: Vec<Envelope<Event>>,
+    anomalies: Vec<Anomaly>,
     out_seq: u64,
     stats: PipelineStats,
     source: Symbol,
@@ -214,6 +223,7 @@ impl Pipeline {
             last_hit: None,
             series: Vec::new(),
             out: Vec::with_capacity(16),
+            anomalies: Vec::new(),
             out_seq: 0,
             stats: PipelineStats::default(),
             source: Symbol::new("engine").map_err(EngineError::Model)?,
@@ -457,6 +467,26 @@ impl Pipeline {
         self.series[s].closed_until = close_time;
         self.stats.candles_out += 1;
         self.emit(close_time, ts_received, Event::Candle(candle));
+        if let Some(det) = &mut self.series[s].anomaly {
+            let bar = atalaya_ta::Bar::new(
+                candle.open(),
+                candle.high(),
+                candle.low(),
+                candle.close(),
+                candle.volume(),
+            );
+            det.update(&bar, &mut self.anomalies);
+            let found = std::mem::take(&mut self.anomalies);
+            for a in &found {
+                let name = format!("anomaly.{}", a.kind.as_str());
+                if let Ok(sig) = Signal::new(id, tf, name, a.direction, a.explanation.clone()) {
+                    self.stats.anomalies += 1;
+                    self.emit(close_time, ts_received, Event::Signal(Box::new(sig)));
+                }
+            }
+            self.anomalies = found;
+            self.anomalies.clear();
+        }
         let Some(snapshot) = self.series[s].update(&candle) else {
             return;
         };
@@ -651,5 +681,66 @@ mod tests {
         }
         assert!(opps.iter().any(|o| o.kind().direction() > 0));
         assert!(opps.iter().any(|o| o.kind().direction() < 0));
+    }
+}
+
+#[cfg(test)]
+mod anomaly_tests {
+    use super::*;
+
+    #[test]
+    fn a_crash_bar_is_reported_as_explained_anomaly_signals() {
+        let id: InstrumentId = "sim:BTC/USDT".parse().unwrap();
+        let cfg = EngineConfig {
+            timeframes: vec![Timeframe::M1],
+            ..EngineConfig::default()
+        };
+        let mut p = Pipeline::new(cfg).unwrap();
+        let src = Symbol::new("t").unwrap();
+        let mut px = 100.0_f64;
+        let min = 60_000_000_000i64;
+        let mut signals = Vec::new();
+        for i in 0..400i64 {
+            let wiggle = ((i * 7919) % 13) as f64 / 13.0 - 0.5;
+            let next = px * (1.0 + 0.001 * wiggle);
+            let (o, c) = if i == 399 { (px, px * 0.9) } else { (px, next) };
+            let v = if i == 399 {
+                500.0
+            } else {
+                10.0 + ((i * 31) % 7) as f64
+            };
+            let candle = Candle::new(
+                id,
+                Timeframe::M1,
+                i * min,
+                [o, o.max(c) * 1.0002, o.min(c) * 0.9998, c],
+                v,
+                5,
+            )
+            .unwrap();
+            px = c;
+            for out in p.process(&Envelope::new(
+                0,
+                candle.close_time(),
+                candle.close_time(),
+                src,
+                Event::Candle(candle),
+            )) {
+                if let Event::Signal(s) = &out.payload {
+                    signals.push((i, s.name().to_owned(), s.direction(), s.reason().to_owned()));
+                }
+            }
+        }
+        let last: Vec<_> = signals.iter().filter(|s| s.0 == 399).collect();
+        assert!(
+            last.iter().any(|s| s.1 == "anomaly.return" && s.2 == -1.0),
+            "{signals:#?}"
+        );
+        assert!(
+            last.iter().any(|s| s.1 == "anomaly.volume_spike"),
+            "{signals:#?}"
+        );
+        assert!(last.iter().all(|s| !s.3.is_empty()));
+        assert_eq!(p.stats().anomalies, signals.len() as u64);
     }
 }

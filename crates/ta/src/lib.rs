@@ -26,6 +26,7 @@
 //! assert_eq!(out[3], 3.0);
 //! ```
 
+pub mod anomaly;
 pub mod candles;
 pub mod custom;
 pub mod ma;
