@@ -28,6 +28,7 @@
 
 pub mod anomaly;
 pub mod candles;
+pub mod chart;
 pub mod custom;
 pub mod ma;
 pub mod momentum;
