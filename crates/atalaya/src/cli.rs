@@ -31,6 +31,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Compute technical indicators over a history file, one column per output.
     Indicators(IndicatorsArgs),
+    /// Measure what chart patterns were worth: forward returns after each pattern against all
+    /// bars, on history up to 2023 (2024 on is the holdout).
+    Patterns(PatternsArgs),
     /// Check or show the configuration.
     Config {
         /// check: list every problem; show: print the effective configuration.
@@ -134,6 +137,23 @@ pub struct IndicatorsArgs {
     /// Write here instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// `atalaya patterns`.
+#[derive(Debug, Args)]
+pub struct PatternsArgs {
+    /// Binance kline CSV or freqtrade JSON files.
+    #[arg(required = true, value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    /// Only bars opening before this time; later than 2024-01-01 is refused (the holdout).
+    #[arg(long, default_value = "2024-01-01")]
+    pub until: String,
+    /// Forward horizons in bars, comma-separated.
+    #[arg(long, default_value = "6,24,72")]
+    pub horizons: String,
+    /// Zig-zag reversal threshold in ATRs.
+    #[arg(long, default_value_t = 2.0)]
+    pub zigzag_atr: f64,
 }
 
 /// `atalaya config …`.

@@ -5,5 +5,6 @@
 pub mod cli;
 pub mod config;
 pub mod indicators;
+pub mod patterns;
 pub mod replay;
 pub mod run;

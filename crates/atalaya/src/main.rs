@@ -164,6 +164,24 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("wrote {rows} rows to {}", path.display());
             }
         }
+        Command::Patterns(a) => {
+            let parsed: Result<Vec<usize>, _> = a
+                .horizons
+                .split(',')
+                .map(|h| h.trim().parse::<usize>())
+                .collect();
+            let horizons = match parsed {
+                Ok(v) if !v.is_empty() && v.iter().all(|h| *h > 0) => v,
+                _ => {
+                    eprintln!(
+                        "error: --horizons must be positive whole numbers of bars, e.g. 6,24,72"
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let st = atalaya::patterns::study(&a.files, &a.until, &horizons, a.zigzag_atr)?;
+            print!("{}", st.markdown());
+        }
         Command::Replay(a) => {
             let cfg = with_db(cfg, a.db.as_deref());
             let opts = ReplayOptions {
