@@ -34,6 +34,12 @@ pub enum Command {
     /// Measure what chart patterns were worth: forward returns after each pattern against all
     /// bars, on history up to 2023 (2024 on is the holdout).
     Patterns(PatternsArgs),
+    /// Time things on a file: `atalaya bench ta FILE`.
+    Bench {
+        /// What to time.
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// Check or show the configuration.
     Config {
         /// check: list every problem; show: print the effective configuration.
@@ -154,6 +160,21 @@ pub struct PatternsArgs {
     /// Zig-zag reversal threshold in ATRs.
     #[arg(long, default_value_t = 2.0)]
     pub zigzag_atr: f64,
+}
+
+/// `atalaya bench …`.
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Batch and streaming throughput of RSI(14), EMA(20), MACD(12,26,9), Bollinger(20,2) and
+    /// ATR(14) over the file's bars.
+    Ta {
+        /// A Binance kline CSV or freqtrade JSON file (e.g. `make_data.py`'s 1M rows).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Timed runs after one warm-up.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 /// `atalaya config …`.

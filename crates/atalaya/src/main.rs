@@ -164,6 +164,11 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("wrote {rows} rows to {}", path.display());
             }
         }
+        Command::Bench {
+            what: atalaya::cli::BenchWhat::Ta { file, runs },
+        } => {
+            print!("{}", atalaya::bench::ta(&file, runs)?);
+        }
         Command::Patterns(a) => {
             let parsed: Result<Vec<usize>, _> = a
                 .horizons

@@ -199,3 +199,31 @@ fn indicators_writes_one_column_per_output_aligned_with_the_rows() {
         "{err}"
     );
 }
+
+#[test]
+fn bench_ta_times_both_paths_on_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("BTCUSDT_1m_fixture.csv");
+    atalaya_testkit::write_kline_csv(
+        &file,
+        &atalaya_testkit::walk(5000, 0, 60_000, 100.0, 9, &[]),
+        &[],
+    )
+    .unwrap();
+    let out = bin()
+        .args(["bench", "ta", "--runs", "2"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("5000 bars from"), "{text}");
+    assert!(
+        text.contains("batch:") && text.contains("streaming:") && text.contains("ns per bar"),
+        "{text}"
+    );
+}
