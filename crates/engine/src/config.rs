@@ -53,6 +53,9 @@ pub struct IndicatorConfig {
     pub momentum: usize,
     /// Bars over which average volume and average ATR are measured.
     pub baseline: usize,
+    /// More indicators to keep on every series, as `name[:param…]` (`adx:14`, `cdlengulfing`,
+    /// `supertrend:10:3`); their latest values are readable by name.
+    pub extra: Vec<String>,
 }
 
 impl Default for IndicatorConfig {
@@ -66,6 +69,7 @@ impl Default for IndicatorConfig {
             bollinger_k: 2.0,
             momentum: 10,
             baseline: 20,
+            extra: Vec::new(),
         }
     }
 }
@@ -216,6 +220,11 @@ impl EngineConfig {
         ] {
             if v == 0 || v > 10_000 {
                 bad(name, format!("must be between 1 and 10000, got {v}"));
+            }
+        }
+        if let Err(errors) = atalaya_ta::set::parse_set(&i.extra.join(",")) {
+            for e in errors {
+                bad("indicators.extra", e.to_string());
             }
         }
         if i.ema_fast >= i.ema_slow {

@@ -16,6 +16,7 @@ use atalaya_ta::Indicator;
 use atalaya_ta::anomaly::{Anomaly, AnomalyDetector};
 use atalaya_ta::ma::{Ema, Sma};
 use atalaya_ta::momentum::{Roc, Rsi};
+use atalaya_ta::set::{IndicatorSet, parse_set};
 use atalaya_ta::volatility::{Atr, Bbands};
 
 /// FxHash (as in rustc): a fast, deterministic hasher for the instrument interner.
@@ -81,7 +82,7 @@ struct Building {
 }
 
 /// Indicator state of one (instrument, timeframe) series.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Series {
     building: Option<Building>,
     /// End of the last bar emitted: anything before it is late.
@@ -96,6 +97,8 @@ struct Series {
     avg_atr: Sma,
     last_kind: OpportunityKind,
     anomaly: Option<AnomalyDetector>,
+    /// The configured extra indicators and their latest values.
+    extra: Option<(IndicatorSet, Vec<f64>)>,
 }
 
 impl Series {
@@ -117,6 +120,14 @@ impl Series {
                 .anomaly
                 .enabled
                 .then(|| AnomalyDetector::new(cfg.anomaly.clone())),
+            extra: parse_set(&i.extra.join(","))
+                .ok()
+                .filter(|specs| !specs.is_empty())
+                .map(|specs| {
+                    let set = IndicatorSet::new(specs);
+                    let n = set.columns().len();
+                    (set, vec![f64::NAN; n])
+                }),
         }
     }
 
@@ -124,6 +135,9 @@ impl Series {
     fn update(&mut self, c: &Candle) -> Option<Snapshot> {
         let (h, l, close) = (c.high(), c.low(), c.close());
         let bar = atalaya_ta::Bar::new(c.open(), h, l, close, c.volume());
+        if let Some((set, values)) = &mut self.extra {
+            set.update(c.open_time(), &bar, values);
+        }
         let ema_fast = self.ema_fast.update(close);
         let ema_slow = self.ema_slow.update(close);
         let rsi = self.rsi.update(close);
@@ -247,6 +261,24 @@ impl Pipeline {
         self.stats
     }
 
+    /// The configured extra indicators (`engine.indicators.extra`) of one series: their column
+    /// names and latest values (NaN while warming up). `None` for an unknown series or when no
+    /// extra indicator is configured.
+    pub fn indicators(
+        &self,
+        instrument: InstrumentId,
+        timeframe: Timeframe,
+    ) -> Option<(&[String], &[f64])> {
+        let inst = *self.index.get(&instrument)? as usize;
+        let k = self.timeframes.iter().position(|t| *t == timeframe)?;
+        let (set, values) = self
+            .series
+            .get(inst * self.timeframes.len() + k)?
+            .extra
+            .as_ref()?;
+        Some((set.columns(), values))
+    }
+
     /// The latest event time seen.
     pub fn now(&self) -> UnixNanos {
         self.now
@@ -296,8 +328,9 @@ impl Pipeline {
                 let i = u32::try_from(self.instruments.len()).unwrap_or(u32::MAX);
                 self.index.insert(id, i);
                 self.instruments.push(id);
-                let fresh = Series::new(&self.cfg);
-                self.series.extend(std::iter::repeat_n(fresh, n_tf));
+                for _ in 0..n_tf {
+                    self.series.push(Series::new(&self.cfg));
+                }
                 self.stats.instruments += 1;
                 i
             }
@@ -742,5 +775,82 @@ mod anomaly_tests {
         );
         assert!(last.iter().all(|s| !s.3.is_empty()));
         assert_eq!(p.stats().anomalies, signals.len() as u64);
+    }
+}
+
+#[cfg(test)]
+mod extra_indicator_tests {
+    use super::*;
+    use crate::IndicatorConfig;
+
+    #[test]
+    fn configured_indicators_are_kept_per_series_and_readable_by_name() {
+        let id: InstrumentId = "sim:ETH/USDT".parse().unwrap();
+        let cfg = EngineConfig {
+            timeframes: vec![Timeframe::M1, Timeframe::M5],
+            indicators: IndicatorConfig {
+                extra: vec!["sma:3".into(), "adx:14".into(), "cdlengulfing".into()],
+                ..IndicatorConfig::default()
+            },
+            ..EngineConfig::default()
+        };
+        let mut p = Pipeline::new(cfg).unwrap();
+        let src = Symbol::new("t").unwrap();
+        let min = 60_000_000_000i64;
+        for i in 0..10i64 {
+            let px = 100.0 + i as f64;
+            let c = Candle::new(
+                id,
+                Timeframe::M1,
+                i * min,
+                [px, px + 1.0, px - 1.0, px + 0.5],
+                1.0,
+                1,
+            )
+            .unwrap();
+            p.process(&Envelope::new(
+                0,
+                c.close_time(),
+                c.close_time(),
+                src,
+                Event::Candle(c),
+            ));
+        }
+        let (names, values) = p.indicators(id, Timeframe::M1).unwrap();
+        assert_eq!(
+            names,
+            &[
+                "sma_3".to_owned(),
+                "adx_14".to_owned(),
+                "cdlengulfing".to_owned()
+            ]
+        );
+        // Closes 107.5, 108.5, 109.5.
+        assert_eq!(values[0], 108.5);
+        assert!(values[1].is_nan(), "ADX 14 is still warming up");
+        assert!(p.indicators(id, Timeframe::H1).is_none());
+        let (_, m5) = p.indicators(id, Timeframe::M5).unwrap();
+        assert!(m5[0].is_nan(), "only one 5m bar has closed");
+    }
+
+    #[test]
+    fn bad_extra_indicators_are_configuration_errors() {
+        let cfg = EngineConfig {
+            indicators: IndicatorConfig {
+                extra: vec!["rsi:0".into(), "nope".into()],
+                ..IndicatorConfig::default()
+            },
+            ..EngineConfig::default()
+        };
+        let issues = cfg.validate();
+        assert_eq!(
+            issues
+                .iter()
+                .filter(|i| i.path == "indicators.extra")
+                .count(),
+            2,
+            "{issues:?}"
+        );
+        assert!(Pipeline::new(cfg).is_err());
     }
 }

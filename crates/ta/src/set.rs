@@ -160,7 +160,7 @@ impl fmt::Display for Spec {
 
 /// An indicator behind a uniform interface: one bar in, `width` columns out (NaN while
 /// warming up).
-trait Columns {
+trait Columns: Send {
     fn update(&mut self, ts: i64, bar: &Bar, out: &mut [f64]);
     fn reset(&mut self);
 }
@@ -169,7 +169,7 @@ struct OnClose<I>(I);
 struct OnBar<I>(I);
 struct Multi<I, F>(I, F);
 
-impl<I: Indicator<Input = f64, Output = f64>> Columns for OnClose<I> {
+impl<I: Indicator<Input = f64, Output = f64> + Send> Columns for OnClose<I> {
     fn update(&mut self, _ts: i64, bar: &Bar, out: &mut [f64]) {
         out[0] = self.0.update(bar.close).unwrap_or(f64::NAN);
     }
@@ -204,7 +204,7 @@ impl Columns for Cdl {
     }
 }
 
-impl<I: Indicator<Input = Bar, Output = f64>> Columns for OnBar<I> {
+impl<I: Indicator<Input = Bar, Output = f64> + Send> Columns for OnBar<I> {
     fn update(&mut self, _ts: i64, bar: &Bar, out: &mut [f64]) {
         out[0] = self.0.update(*bar).unwrap_or(f64::NAN);
     }
@@ -216,8 +216,8 @@ impl<I: Indicator<Input = Bar, Output = f64>> Columns for OnBar<I> {
 /// A multi-output indicator (on closes or bars) with a function writing its columns.
 impl<I, F> Columns for Multi<I, F>
 where
-    I: Indicator,
-    F: Fn(Option<I::Output>, &mut [f64]),
+    I: Indicator + Send,
+    F: Fn(Option<I::Output>, &mut [f64]) + Send,
     I::Input: From<Bar>,
 {
     fn update(&mut self, _ts: i64, bar: &Bar, out: &mut [f64]) {
