@@ -8,6 +8,8 @@ use crate::{Bar, Indicator, Ring, scaled_zero};
 #[derive(Clone, Debug)]
 struct GainLoss {
     period: usize,
+    /// `1 / period`, computed once (TA-Lib 0.8.1 multiplies by it).
+    inv: f64,
     /// TA-Lib 0.8.1's RSI multiplies by `1/period`; CMO keeps 0.6's division.
     reciprocal: bool,
     prev: Option<f64>,
@@ -18,8 +20,10 @@ struct GainLoss {
 
 impl GainLoss {
     fn new(period: usize, reciprocal: bool) -> Self {
+        let period = period.max(1);
         Self {
-            period: period.max(1),
+            period,
+            inv: 1.0 / period as f64,
             reciprocal,
             prev: None,
             seen: 0,
@@ -31,7 +35,7 @@ impl GainLoss {
     #[inline]
     fn scale(&self, v: f64) -> f64 {
         if self.reciprocal {
-            v * (1.0 / self.period as f64)
+            v * self.inv
         } else {
             v / self.period as f64
         }

@@ -154,6 +154,8 @@ pub(crate) struct RollingVar {
     s1: f64,
     s2: f64,
     outputs: usize,
+    /// Outputs left until the next scheduled reseed (every `32 · period` outputs).
+    until_reseed: usize,
 }
 
 impl RollingVar {
@@ -167,6 +169,7 @@ impl RollingVar {
             s1: 0.0,
             s2: 0.0,
             outputs: 0,
+            until_reseed: 32 * period,
         }
     }
 
@@ -205,10 +208,10 @@ impl RollingVar {
         let mut r = old - self.shift;
         self.s1 -= r;
         self.s2 -= r * r;
-        if var < 1e-6 * (self.s2 * self.inv)
-            || r * r > 1e6 * self.s2
-            || self.outputs.is_multiple_of(32 * self.period)
-        {
+        // A countdown rather than a modulo: this runs on every bar.
+        self.until_reseed -= 1;
+        if var < 1e-6 * (self.s2 * self.inv) || r * r > 1e6 * self.s2 || self.until_reseed == 0 {
+            self.until_reseed = 32 * self.period;
             self.reseed();
             let m = self.s1 * self.inv;
             var = self.s2 * self.inv - m * m;
