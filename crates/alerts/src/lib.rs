@@ -8,8 +8,11 @@
 //! [`short_text`] is the one-line form for SMS.
 //!
 //! [`Notifier`] is the delivery seam; [`ConsoleNotifier`] writes each alert as one readable
-//! block. Telegram, Discord, email, SMS and webhook notifiers, routing, de-duplication, rate
-//! limits and the persisted outbox build on this crate in the alert-system issue.
+//! block, [`telegram::TelegramNotifier`] sends it through the Bot API (HTML, escaped) and
+//! [`discord::DiscordNotifier`] to a webhook (an embed, mentions disabled); both report rate
+//! limits with the provider's retry delay. [`routing`] holds the policy: channels per priority,
+//! de-duplication on event time, token buckets per channel. Email, SMS, the signed webhook and
+//! the persisted outbox are still to come.
 //!
 //! Everything here except the notifiers' I/O is synchronous and deterministic: the same
 //! opportunity always gives the same text.
@@ -21,7 +24,11 @@ use async_trait::async_trait;
 use atalaya_model::{Alert, AlertPriority, Opportunity, format_utc};
 use serde::{Deserialize, Serialize};
 
-/// Delivery failures.
+pub mod discord;
+pub mod routing;
+pub mod telegram;
+
+/// Delivery failures. [`AlertError::is_transient`] says whether a retry may succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {
     /// Writing to the channel failed.
@@ -33,6 +40,61 @@ pub enum AlertError {
         #[source]
         source: std::io::Error,
     },
+    /// The HTTP request failed (connection refused, time-out, unreadable answer).
+    #[error("{channel}: request failed")]
+    Http {
+        /// The channel.
+        channel: &'static str,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The provider asked us to slow down; retry after the given delay.
+    #[error("{channel}: rate limited, retry after {retry_after_ms} ms")]
+    RateLimited {
+        /// The channel.
+        channel: &'static str,
+        /// How long to wait, in milliseconds.
+        retry_after_ms: u64,
+    },
+    /// The provider refused the message (bad token, unknown chat, invalid body).
+    #[error("{channel}: rejected with HTTP {status}: {message}")]
+    Rejected {
+        /// The channel.
+        channel: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// The provider's explanation.
+        message: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
+impl AlertError {
+    /// Whether retrying later may succeed: network failures, rate limits and server errors.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AlertError::Http { .. } | AlertError::RateLimited { .. } | AlertError::Io { .. } => {
+                true
+            }
+            AlertError::Rejected { status, .. } => *status >= 500,
+            AlertError::Client(_) => false,
+        }
+    }
+}
+
+/// The shared HTTP client: rustls with the ring provider (a lean build; no aws-lc), a
+/// 10-second timeout, and an identifying User-Agent.
+pub(crate) fn http_client() -> Result<reqwest::Client, AlertError> {
+    // Installing twice is harmless: the first provider stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("atalaya/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(AlertError::Client)
 }
 
 /// The original plan's priority rule: critical at confidence ≥ 0.9 and expected return

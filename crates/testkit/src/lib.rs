@@ -7,7 +7,12 @@
 //! * [`data_dir`]: the real-data folder named by `ATALAYA_DATA_DIR`, with the skip rule the
 //!   project uses (unset: skip and say so; set but missing: fail loudly).
 //!
-//! Fake exchange and notifier servers join here as the collectors and notifiers land.
+//! * [`fake_http::FakeHttp`]: a scriptable HTTP server on `127.0.0.1:0` that records requests
+//!   and answers in the documented shapes of Telegram and Discord.
+//!
+//! Fake exchange servers join here as the collectors land.
+
+pub mod fake_http;
 
 use std::future::Future;
 use std::io::Write;

@@ -1,0 +1,119 @@
+//! Telegram and Discord notifiers against protocol-faithful fake servers.
+
+#![allow(clippy::unwrap_used)] // Test helpers panic on failure by design.
+
+use atalaya_alerts::discord::DiscordNotifier;
+use atalaya_alerts::telegram::{TelegramNotifier, escape_html};
+use atalaya_alerts::{AlertError, Notifier};
+use atalaya_model::{Alert, AlertPriority};
+use atalaya_testkit::fake_http::{Canned, FakeHttp};
+
+fn alert() -> Alert {
+    Alert {
+        id: 1,
+        opportunity_id: Some(1),
+        instrument: Some("binance:BTC/USDT".parse().unwrap()),
+        priority: AlertPriority::High,
+        title: "BUY binance:BTC/USDT (1h)".into(),
+        body: "Confidence 82% <strong> & rising > 80 @everyone".into(),
+        created_at: 1_735_689_600_000_000_000,
+    }
+}
+
+#[tokio::test]
+async fn telegram_sends_escaped_html_to_the_bot_endpoint() {
+    let server = FakeHttp::start(Canned::telegram_ok()).await.unwrap();
+    let n = TelegramNotifier::new(&server.url(), "123:ABC", "-1001234567890").unwrap();
+    n.send(&alert()).await.unwrap();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].method, "POST");
+    assert_eq!(reqs[0].path, "/bot123:ABC/sendMessage");
+    let body = reqs[0].json();
+    assert_eq!(body["chat_id"], -1_001_234_567_890i64);
+    assert_eq!(body["parse_mode"], "HTML");
+    assert_eq!(body["link_preview_options"]["is_disabled"], true);
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("<b>BUY binance:BTC/USDT (1h)</b>\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("&lt;strong&gt; &amp; rising &gt; 80"),
+        "{text}"
+    );
+    assert_eq!(escape_html("a<b>&c"), "a&lt;b&gt;&amp;c");
+}
+
+#[tokio::test]
+async fn telegram_flood_control_reports_retry_after_and_errors_are_clear() {
+    let server = FakeHttp::start(Canned::telegram_ok()).await.unwrap();
+    server.push(Canned::telegram_429(35));
+    server.push(Canned::json(400, serde_json::json!({"ok": false, "error_code": 400, "description": "Bad Request: chat not found"})));
+    let n = TelegramNotifier::new(&server.url(), "t", "@channel").unwrap();
+    match n.send(&alert()).await {
+        Err(
+            e @ AlertError::RateLimited {
+                retry_after_ms: 35_000,
+                ..
+            },
+        ) => assert!(e.is_transient()),
+        other => panic!("{other:?}"),
+    }
+    let e = n.send(&alert()).await.unwrap_err();
+    assert!(!e.is_transient());
+    assert!(e.to_string().contains("chat not found"), "{e}");
+    assert!(n.send(&alert()).await.is_ok());
+    assert_eq!(server.requests()[0].json()["chat_id"], "@channel");
+}
+
+#[tokio::test]
+async fn discord_sends_an_embed_without_mentions() {
+    let server = FakeHttp::start(Canned::discord_ok()).await.unwrap();
+    let url = format!("{}/api/v10/webhooks/42/secret", server.url());
+    let n = DiscordNotifier::new(&url).unwrap();
+    n.send(&alert()).await.unwrap();
+    let reqs = server.requests();
+    assert_eq!(reqs[0].path, "/api/v10/webhooks/42/secret");
+    let body = reqs[0].json();
+    assert_eq!(body["allowed_mentions"]["parse"], serde_json::json!([]));
+    let embed = &body["embeds"][0];
+    assert_eq!(embed["title"], "BUY binance:BTC/USDT (1h)");
+    assert_eq!(embed["timestamp"], "2025-01-01T00:00:00Z");
+    assert_eq!(embed["color"], 0xE67E22);
+    assert!(embed["description"].as_str().unwrap().contains("@everyone"));
+}
+
+#[tokio::test]
+async fn discord_rate_limit_and_unknown_webhook() {
+    let server = FakeHttp::start(Canned::discord_ok()).await.unwrap();
+    server.push(Canned::discord_429(64.57));
+    server.push(Canned::json(
+        404,
+        serde_json::json!({"code": 10015, "message": "Unknown Webhook"}),
+    ));
+    let n = DiscordNotifier::new(&format!("{}/api/v10/webhooks/1/x", server.url())).unwrap();
+    assert!(matches!(
+        n.send(&alert()).await,
+        Err(AlertError::RateLimited {
+            retry_after_ms: 64_570,
+            ..
+        })
+    ));
+    let e = n.send(&alert()).await.unwrap_err();
+    assert!(matches!(e, AlertError::Rejected { status: 404, .. }));
+    assert!(e.to_string().contains("Unknown Webhook"));
+}
+
+#[tokio::test]
+async fn a_dead_endpoint_is_a_transient_error_not_a_panic() {
+    // Bind and drop to get a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let n = TelegramNotifier::new(&format!("http://127.0.0.1:{port}"), "t", "1").unwrap();
+    let e = n.send(&alert()).await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+}
