@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use atalaya_alerts::ConsoleConfig;
+use atalaya_alerts::routing::Routes;
 use atalaya_engine::EngineConfig;
 use atalaya_server::ServerConfig;
 use atalaya_sources::SimConfig;
@@ -88,12 +89,69 @@ impl Default for BusConfig {
     }
 }
 
-/// Alert channels.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// Alert channels and policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertsConfig {
+    /// The same instrument and opportunity type is not alerted again within this many minutes
+    /// of event time (an escalation or a change of side is).
+    pub dedup_minutes: u32,
+    /// Channels per priority.
+    pub routes: Routes,
     /// Printing alerts to standard output.
     pub console: ConsoleConfig,
+    /// Telegram Bot API.
+    pub telegram: TelegramConfig,
+    /// Discord webhook.
+    pub discord: DiscordConfig,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            dedup_minutes: 30,
+            routes: Routes::default(),
+            console: ConsoleConfig::default(),
+            telegram: TelegramConfig::default(),
+            discord: DiscordConfig::default(),
+        }
+    }
+}
+
+/// Telegram settings. The token is a secret: set it with `ATALAYA_ALERTS__TELEGRAM__BOT_TOKEN`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramConfig {
+    /// Whether to send to Telegram.
+    pub enabled: bool,
+    /// API base URL.
+    pub base_url: String,
+    /// Chat id (a number) or `@channelusername`.
+    pub chat_id: String,
+    /// Bot token (secret; environment only).
+    pub bot_token: String,
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            base_url: "https://api.telegram.org".into(),
+            chat_id: String::new(),
+            bot_token: String::new(),
+        }
+    }
+}
+
+/// Discord settings. The webhook URL carries its token: set it with
+/// `ATALAYA_ALERTS__DISCORD__WEBHOOK_URL`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscordConfig {
+    /// Whether to send to Discord.
+    pub enabled: bool,
+    /// Webhook URL (secret; environment only).
+    pub webhook_url: String,
 }
 
 /// One configuration problem.
@@ -232,6 +290,18 @@ pub fn load(
         env_used.push(k.clone());
         overlays.push((path, env_value(&v), k));
     }
+    // Secrets come only from the environment, never from a file that may be committed.
+    for (path, value, origin) in &overlays {
+        let set = !matches!(value, Value::String(v) if v.is_empty());
+        if set && path.last().is_some_and(|k| is_secret_key(k)) && !origin.starts_with(ENV_PREFIX) {
+            let var = format!("{ENV_PREFIX}{}", path.join("__").to_ascii_uppercase());
+            problems.push(Problem {
+                path: path.join("."),
+                message: format!("secrets are read only from the environment; set {var} instead"),
+                origin: origin.clone(),
+            });
+        }
+    }
     // Each user-set value on its own against the defaults; the ones that pass are combined
     // so that rules spanning fields are checked even when some other field is broken.
     let defaults = default_value();
@@ -298,6 +368,25 @@ pub fn load(
             origin: origin_of("bus.capacity"),
         });
     }
+    let t = &config.alerts.telegram;
+    if t.enabled && (t.bot_token.trim().is_empty() || t.chat_id.trim().is_empty()) {
+        problems.push(Problem {
+            path: "alerts.telegram".into(),
+            message:
+                "enabled without a chat_id and a bot token (ATALAYA_ALERTS__TELEGRAM__BOT_TOKEN)"
+                    .into(),
+            origin: origin_of("alerts.telegram"),
+        });
+    }
+    let d = &config.alerts.discord;
+    if d.enabled && !(d.webhook_url.starts_with("https://") || d.webhook_url.starts_with("http://"))
+    {
+        problems.push(Problem {
+            path: "alerts.discord".into(),
+            message: "enabled without a webhook URL (ATALAYA_ALERTS__DISCORD__WEBHOOK_URL)".into(),
+            origin: origin_of("alerts.discord"),
+        });
+    }
     if config.live.sources.is_empty() {
         problems.push(Problem {
             path: "live.sources".into(),
@@ -338,7 +427,8 @@ pub fn redact(v: &mut Value) {
     match v {
         Value::Table(t) => {
             for (k, child) in t.iter_mut() {
-                if is_secret_key(k) && !matches!(child, Value::Table(_)) {
+                let empty = matches!(child, Value::String(v) if v.is_empty());
+                if is_secret_key(k) && !matches!(child, Value::Table(_)) && !empty {
                     *child = Value::String("***".into());
                 } else {
                     redact(child);
@@ -476,6 +566,38 @@ mod tests {
         let problems = load(Some(&p), env(&[])).unwrap_err();
         assert!(problems[0].path.ends_with("broken.toml"));
         assert!(problems[0].message.contains("not valid TOML"));
+    }
+
+    #[test]
+    fn secrets_only_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        std::fs::write(
+            &p,
+            "[alerts.telegram]\nenabled = true\nchat_id = \"1\"\nbot_token = \"123:abc\"\n",
+        )
+        .unwrap();
+        let problems = load(Some(&p), env(&[])).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|x| x.path == "alerts.telegram.bot_token"
+                    && x.message.contains("ATALAYA_ALERTS__TELEGRAM__BOT_TOKEN")),
+            "{problems:?}"
+        );
+        std::fs::write(&p, "[alerts.telegram]\nenabled = true\nchat_id = \"1\"\n").unwrap();
+        let l = load(
+            Some(&p),
+            env(&[("ATALAYA_ALERTS__TELEGRAM__BOT_TOKEN", "123:abc")]),
+        )
+        .unwrap();
+        assert_eq!(l.config.alerts.telegram.bot_token, "123:abc");
+        assert!(!show(&l.config).unwrap().contains("123:abc"));
+        let problems = load(Some(&p), env(&[])).unwrap_err();
+        assert!(
+            problems.iter().any(|x| x.path == "alerts.telegram"),
+            "{problems:?}"
+        );
     }
 
     #[test]

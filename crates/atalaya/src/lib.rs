@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod indicators;
 pub mod patterns;
 pub mod replay;

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use atalaya_alerts::{ConsoleNotifier, Notifier, alert_for};
+use atalaya_alerts::alert_for;
+use atalaya_alerts::routing::Deduplicator;
 use atalaya_bus::health::{EngineStatus, Health};
 use atalaya_bus::{Bus, Delivery, InProcessBus, Subscription, Topic};
 use atalaya_engine::{Pipeline, PipelineStats};
@@ -45,6 +46,8 @@ pub struct RunSummary {
     pub pipeline: PipelineStats,
     /// Alerts raised.
     pub alerts: u64,
+    /// Alerts suppressed as repeats.
+    pub alerts_suppressed: u64,
     /// Candle rows written.
     pub stored_candles: u64,
     /// Opportunity rows written.
@@ -60,6 +63,7 @@ pub struct RunSummary {
 struct EngineReport {
     stats: PipelineStats,
     alerts: u64,
+    suppressed: u64,
     last_event_ts: Option<UnixNanos>,
 }
 
@@ -70,7 +74,9 @@ async fn engine_task(
     bus: Arc<dyn Bus>,
     health: Arc<Health>,
     (progress, progress_origin): (ProgressBar, u64),
+    mut dedup: Deduplicator,
 ) -> anyhow::Result<EngineReport> {
+    let mut suppressed = 0u64;
     let mut buf: Vec<Envelope<Event>> = Vec::with_capacity(1024);
     let mut alerts = 0u64;
     let mut last_ts: Option<UnixNanos> = None;
@@ -96,9 +102,13 @@ async fn engine_task(
             last_ts = Some(last_ts.map_or(env.ts_event, |t: i64| t.max(env.ts_event)));
             for out in pipeline.process(&env) {
                 if let Event::Opportunity(o) = &out.payload {
+                    bus.publish(Topic::Outbound, out.clone()).await?;
+                    if dedup.check(o).is_err() {
+                        suppressed += 1;
+                        continue;
+                    }
                     alerts += 1;
                     let alert = alert_for(alerts, o);
-                    bus.publish(Topic::Outbound, out.clone()).await?;
                     let env = Envelope::new(
                         alerts,
                         out.ts_event,
@@ -138,19 +148,9 @@ async fn engine_task(
     Ok(EngineReport {
         stats: pipeline.stats(),
         alerts,
+        suppressed,
         last_event_ts: last_ts,
     })
-}
-
-/// Prints every alert that reaches it.
-async fn notifier_task(mut sub: Box<dyn Subscription>, notifier: Arc<dyn Notifier>) {
-    while let Some(env) = sub.recv().await {
-        if let Event::Alert(a) = &env.payload
-            && let Err(e) = notifier.send(a).await
-        {
-            tracing::warn!(channel = notifier.name(), error = %e, "alert delivery failed");
-        }
-    }
 }
 
 /// Runs until the sources finish or `shutdown` fires, then shuts down in order.
@@ -177,13 +177,18 @@ pub async fn run(
         WriterConfig::default(),
         counters.clone(),
     ));
-    let notifier_handle = if cfg.alerts.console.enabled {
-        let sub = bus.subscribe(Topic::Outbound, "console", Delivery::Reliable)?;
-        let n: Arc<dyn Notifier> =
-            Arc::new(ConsoleNotifier::stdout(cfg.alerts.console.min_priority));
-        Some(tokio::spawn(notifier_task(sub, n)))
-    } else {
+    let delivery_cancel = CancellationToken::new();
+    let notifiers = crate::deliver::notifiers(&cfg.alerts)?;
+    let notifier_handle = if notifiers.is_empty() {
         None
+    } else {
+        let sub = bus.subscribe(Topic::Outbound, "alerts", Delivery::Reliable)?;
+        Some(tokio::spawn(crate::deliver::run(
+            sub,
+            cfg.alerts.routes.clone(),
+            notifiers,
+            delivery_cancel.clone(),
+        )))
     };
 
     let server_cancel = CancellationToken::new();
@@ -248,6 +253,7 @@ pub async fn run(
         bus.clone(),
         health.clone(),
         (progress.clone(), origin),
+        Deduplicator::new(i64::from(cfg.alerts.dedup_minutes) * 60_000_000_000),
     ));
 
     let mut source_tasks: Vec<JoinHandle<()>> = Vec::new();
@@ -281,6 +287,10 @@ pub async fn run(
         .context("store writer panicked")?
         .context("store writer failed")?;
     if let Some(n) = notifier_handle {
+        if shutdown.is_cancelled() {
+            // Interrupted: do not sit out rate-limit waits; report what is left instead.
+            delivery_cancel.cancel();
+        }
         n.await.context("notifier panicked")?;
     }
     progress.finish_and_clear();
@@ -292,6 +302,7 @@ pub async fn run(
     Ok(RunSummary {
         pipeline: report.stats,
         alerts: report.alerts,
+        alerts_suppressed: report.suppressed,
         stored_candles: counters.candles(),
         stored_opportunities: counters.opportunities(),
         last_event_ts: report.last_event_ts,

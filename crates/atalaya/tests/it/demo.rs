@@ -106,3 +106,38 @@ async fn same_seed_gives_a_byte_identical_opportunity_stream() {
     assert_eq!(bytes(&oa), bytes(&ob));
     assert_ne!(bytes(&oa), bytes(&oc));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_telegram_and_repeats_are_suppressed() {
+    use atalaya_testkit::fake_http::{Canned, FakeHttp};
+    let telegram = FakeHttp::start(Canned::telegram_ok()).await.unwrap();
+    // The first answer is flood control: the alert must be retried, not lost.
+    telegram.push(Canned::telegram_429(1));
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&dir.path().join("t.db"), 11);
+    cfg.alerts.telegram.enabled = true;
+    cfg.alerts.telegram.base_url = telegram.url();
+    cfg.alerts.telegram.chat_id = "42".into();
+    cfg.alerts.telegram.bot_token = "123:test".into();
+    let opts = RunOptions {
+        demo: true,
+        speed: Speed::Max,
+        for_: Some(Duration::from_secs(3 * 3600)),
+        progress: false,
+    };
+    let s = run(cfg, opts, CancellationToken::new()).await.unwrap();
+    assert!(s.alerts > 0, "{s:?}");
+    assert!(
+        s.alerts < 50,
+        "the test must stay inside Telegram's hourly budget: {}",
+        s.alerts
+    );
+    let reqs = telegram.requests();
+    // Every alert was delivered once, plus the one retry after the 429.
+    assert_eq!(reqs.len() as u64, s.alerts + 1);
+    assert!(
+        reqs.iter()
+            .all(|r| r.path == "/bot123:test/sendMessage" && r.json()["chat_id"] == 42)
+    );
+    assert_eq!(s.pipeline.opportunities, s.alerts + s.alerts_suppressed);
+}

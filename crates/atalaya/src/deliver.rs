@@ -1,0 +1,144 @@
+//! Alert delivery at run time: routes each alert to its channels by priority, and runs one
+//! worker per channel that waits for the channel's token bucket, sends, and retries transient
+//! failures with backoff (honouring the provider's retry delay). Alerts over a budget wait in
+//! the channel's queue; none is dropped while the process runs. At shutdown, what is still
+//! queued is reported; the crash-safe outbox that will keep it is the alert-system issue's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atalaya_alerts::discord::DiscordNotifier;
+use atalaya_alerts::routing::{Channel, Routes, TokenBucket};
+use atalaya_alerts::telegram::TelegramNotifier;
+use atalaya_alerts::{ConsoleNotifier, Notifier};
+use atalaya_bus::Subscription;
+use atalaya_model::{Alert, Clock, Event, LiveClock};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::AlertsConfig;
+
+/// Attempts per alert and channel before it is given up (dead-lettered in the log).
+const MAX_ATTEMPTS: u32 = 6;
+
+/// The configured notifiers.
+pub fn notifiers(cfg: &AlertsConfig) -> anyhow::Result<Vec<(Channel, Arc<dyn Notifier>)>> {
+    let mut out: Vec<(Channel, Arc<dyn Notifier>)> = Vec::new();
+    if cfg.console.enabled {
+        out.push((
+            Channel::Console,
+            Arc::new(ConsoleNotifier::stdout(cfg.console.min_priority)),
+        ));
+    }
+    if cfg.telegram.enabled {
+        let t = &cfg.telegram;
+        out.push((
+            Channel::Telegram,
+            Arc::new(TelegramNotifier::new(
+                &t.base_url,
+                &t.bot_token,
+                &t.chat_id,
+            )?),
+        ));
+    }
+    if cfg.discord.enabled {
+        out.push((
+            Channel::Discord,
+            Arc::new(DiscordNotifier::new(&cfg.discord.webhook_url)?),
+        ));
+    }
+    Ok(out)
+}
+
+async fn worker(
+    channel: Channel,
+    n: Arc<dyn Notifier>,
+    mut rx: mpsc::Receiver<Alert>,
+    cancel: CancellationToken,
+) {
+    let clock = LiveClock;
+    let mut bucket = TokenBucket::hourly_default(channel, clock.now());
+    'alerts: while let Some(alert) = rx.recv().await {
+        if let Some(b) = &mut bucket {
+            while let Err(wait_ns) = b.try_take(clock.now()) {
+                tracing::info!(
+                    channel = n.name(),
+                    wait_s = wait_ns / 1_000_000_000,
+                    "alert budget used up; waiting"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_nanos(wait_ns.max(1) as u64)) => {}
+                    () = cancel.cancelled() => {
+                        let left = 1 + rx.len();
+                        tracing::error!(channel = n.name(), undelivered = left, "shutdown with alerts still waiting for the channel's budget");
+                        break 'alerts;
+                    }
+                }
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match n.send(&alert).await {
+                Ok(()) => break,
+                Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
+                    let wait = match &e {
+                        atalaya_alerts::AlertError::RateLimited { retry_after_ms, .. } => {
+                            Duration::from_millis(*retry_after_ms)
+                        }
+                        _ => Duration::from_millis(500 << attempt.min(7)),
+                    };
+                    tracing::warn!(channel = n.name(), error = %e, attempt, ?wait, "alert delivery failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = cancel.cancelled() => {
+                            tracing::error!(channel = n.name(), title = %alert.title, "shutdown during a retry; alert not delivered");
+                            break 'alerts;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(channel = n.name(), error = %e, title = %alert.title, "alert dead-lettered");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Reads alerts from `sub` and hands each to the workers of its channels until `sub` ends;
+/// then lets the workers finish what is queued (or stop waiting when `cancel` fires).
+pub async fn run(
+    mut sub: Box<dyn Subscription>,
+    routes: Routes,
+    notifiers: Vec<(Channel, Arc<dyn Notifier>)>,
+    cancel: CancellationToken,
+) {
+    let configured: Vec<Channel> = notifiers.iter().map(|(c, _)| *c).collect();
+    let mut queues = Vec::new();
+    let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    for (channel, n) in notifiers {
+        let (tx, rx) = mpsc::channel(4096);
+        queues.push((channel, tx));
+        workers.push(tokio::spawn(worker(channel, n, rx, cancel.clone())));
+    }
+    while let Some(env) = sub.recv().await {
+        let Event::Alert(alert) = env.payload else {
+            continue;
+        };
+        for channel in routes.route(alert.priority, &configured) {
+            if let Some((_, tx)) = queues.iter().find(|(c, _)| *c == channel)
+                && tx.send((*alert).clone()).await.is_err()
+            {
+                tracing::error!(?channel, "alert worker stopped; alert not queued");
+            }
+        }
+    }
+    drop(queues);
+    for w in workers {
+        if let Err(e) = w.await {
+            tracing::error!(error = %e, "alert worker panicked");
+        }
+    }
+}
