@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 pub mod discord;
 pub mod routing;
 pub mod telegram;
+pub mod webhook;
 
 /// Delivery failures. [`AlertError::is_transient`] says whether a retry may succeed.
 #[derive(Debug, thiserror::Error)]

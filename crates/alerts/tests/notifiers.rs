@@ -117,3 +117,33 @@ async fn a_dead_endpoint_is_a_transient_error_not_a_panic() {
     let e = n.send(&alert()).await.unwrap_err();
     assert!(e.is_transient(), "{e}");
 }
+
+#[tokio::test]
+async fn webhook_posts_the_alert_signed_over_timestamp_and_body() {
+    use atalaya_alerts::webhook::{WebhookNotifier, signature};
+    let server = FakeHttp::start(Canned {
+        status: 200,
+        body: String::new(),
+        headers: Vec::new(),
+    })
+    .await
+    .unwrap();
+    let n = WebhookNotifier::new(&format!("{}/hook", server.url()), "s3cret").unwrap();
+    n.send(&alert()).await.unwrap();
+    let r = &server.requests()[0];
+    let header = |k: &str| {
+        r.headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let ts: i64 = header("x-atalaya-timestamp").parse().unwrap();
+    assert_eq!(
+        header("x-atalaya-signature"),
+        signature(b"s3cret", ts, r.body.as_bytes())
+    );
+    assert_eq!(header("idempotency-key"), "alert-1-1735689600000000000");
+    assert_eq!(r.json()["title"], "BUY binance:BTC/USDT (1h)");
+    assert_eq!(r.json()["priority"], "high");
+}

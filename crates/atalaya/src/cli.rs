@@ -34,6 +34,12 @@ pub enum Command {
     /// Measure what chart patterns were worth: forward returns after each pattern against all
     /// bars, on history up to 2023 (2024 on is the holdout).
     Patterns(PatternsArgs),
+    /// Alert channels: `atalaya alerts test [--channel NAME]`.
+    Alerts {
+        /// What to do.
+        #[command(subcommand)]
+        action: AlertsAction,
+    },
     /// Time things on a file: `atalaya bench ta FILE`.
     Bench {
         /// What to time.
@@ -160,6 +166,17 @@ pub struct PatternsArgs {
     /// Zig-zag reversal threshold in ATRs.
     #[arg(long, default_value_t = 2.0)]
     pub zigzag_atr: f64,
+}
+
+/// `atalaya alerts …`.
+#[derive(Debug, Subcommand)]
+pub enum AlertsAction {
+    /// Send a test message through each configured channel and report the result per channel.
+    Test {
+        /// Only this channel (console, telegram, discord, webhook).
+        #[arg(long)]
+        channel: Option<String>,
+    },
 }
 
 /// `atalaya bench …`.

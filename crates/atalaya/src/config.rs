@@ -104,6 +104,21 @@ pub struct AlertsConfig {
     pub telegram: TelegramConfig,
     /// Discord webhook.
     pub discord: DiscordConfig,
+    /// Generic signed webhook.
+    pub webhook: WebhookConfig,
+}
+
+/// A generic webhook: the alert as JSON, signed with HMAC-SHA256 over timestamp and body.
+/// The signing secret comes from `ATALAYA_ALERTS__WEBHOOK__SECRET`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Whether to post alerts.
+    pub enabled: bool,
+    /// Where to post them.
+    pub url: String,
+    /// Signing secret (secret; environment only).
+    pub secret: String,
 }
 
 impl Default for AlertsConfig {
@@ -114,6 +129,7 @@ impl Default for AlertsConfig {
             console: ConsoleConfig::default(),
             telegram: TelegramConfig::default(),
             discord: DiscordConfig::default(),
+            webhook: WebhookConfig::default(),
         }
     }
 }
@@ -306,9 +322,20 @@ pub fn load(
     // so that rules spanning fields are checked even when some other field is broken.
     let defaults = default_value();
     let mut full = defaults.clone();
-    for (path, v, origin) in &overlays {
+    for (path, v, origin) in &mut overlays {
         let mut candidate = defaults.clone();
         set_path(&mut candidate, path, v.clone());
+        // An environment value that read as a number or boolean may be meant as text
+        // (ATALAYA_ALERTS__TELEGRAM__CHAT_ID=7): try it as a string before giving up.
+        if origin.starts_with(ENV_PREFIX) && !v.is_str() && deser(candidate.clone()).is_err() {
+            let text = Value::String(v.to_string());
+            let mut retry = defaults.clone();
+            set_path(&mut retry, path, text.clone());
+            if deser(retry).is_ok() {
+                *v = text;
+                set_path(&mut candidate, path, v.clone());
+            }
+        }
         match deser(candidate) {
             Ok(_) => set_path(&mut full, path, v.clone()),
             Err(message) => problems.push(Problem {
@@ -385,6 +412,16 @@ pub fn load(
             path: "alerts.discord".into(),
             message: "enabled without a webhook URL (ATALAYA_ALERTS__DISCORD__WEBHOOK_URL)".into(),
             origin: origin_of("alerts.discord"),
+        });
+    }
+    let w = &config.alerts.webhook;
+    if w.enabled
+        && (!(w.url.starts_with("https://") || w.url.starts_with("http://")) || w.secret.is_empty())
+    {
+        problems.push(Problem {
+            path: "alerts.webhook".into(),
+            message: "enabled without an http(s) url and a signing secret (ATALAYA_ALERTS__WEBHOOK__SECRET)".into(),
+            origin: origin_of("alerts.webhook"),
         });
     }
     if config.live.sources.is_empty() {

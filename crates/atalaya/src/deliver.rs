@@ -10,6 +10,7 @@ use std::time::Duration;
 use atalaya_alerts::discord::DiscordNotifier;
 use atalaya_alerts::routing::{Channel, Routes, TokenBucket};
 use atalaya_alerts::telegram::TelegramNotifier;
+use atalaya_alerts::webhook::WebhookNotifier;
 use atalaya_alerts::{ConsoleNotifier, Notifier};
 use atalaya_bus::Subscription;
 use atalaya_model::{Alert, Clock, Event, LiveClock};
@@ -48,7 +49,57 @@ pub fn notifiers(cfg: &AlertsConfig) -> anyhow::Result<Vec<(Channel, Arc<dyn Not
             Arc::new(DiscordNotifier::new(&cfg.discord.webhook_url)?),
         ));
     }
+    if cfg.webhook.enabled {
+        let w = &cfg.webhook;
+        out.push((
+            Channel::Webhook,
+            Arc::new(WebhookNotifier::new(&w.url, &w.secret)?),
+        ));
+    }
     Ok(out)
+}
+
+/// Sends a test alert through each configured channel (or only `only`), returning one line
+/// per channel and whether all succeeded.
+pub async fn test_channels(
+    cfg: &AlertsConfig,
+    only: Option<&str>,
+    now: i64,
+) -> anyhow::Result<(Vec<String>, bool)> {
+    let alert = Alert {
+        id: 0,
+        opportunity_id: None,
+        instrument: None,
+        priority: atalaya_model::AlertPriority::Low,
+        title: "Atalaya test alert".into(),
+        body: format!(
+            "This is a test of the alert channel, sent at {}. No action is needed.\nNot financial advice.",
+            atalaya_model::format_utc(now)
+        ),
+        created_at: now,
+    };
+    let mut lines = Vec::new();
+    let mut all_ok = true;
+    let chosen: Vec<_> = notifiers(cfg)?
+        .into_iter()
+        .filter(|(_, n)| only.is_none_or(|o| o.eq_ignore_ascii_case(n.name())))
+        .collect();
+    if chosen.is_empty() {
+        anyhow::bail!(
+            "no configured channel{}; enable one under [alerts] (see docs/CONFIGURATION.md)",
+            only.map(|o| format!(" named {o}")).unwrap_or_default()
+        );
+    }
+    for (_, n) in chosen {
+        match n.send(&alert).await {
+            Ok(()) => lines.push(format!("{}: ok", n.name())),
+            Err(e) => {
+                all_ok = false;
+                lines.push(format!("{}: failed: {e:#}", n.name()));
+            }
+        }
+    }
+    Ok((lines, all_ok))
 }
 
 async fn worker(
@@ -59,6 +110,7 @@ async fn worker(
 ) {
     let clock = LiveClock;
     let mut bucket = TokenBucket::hourly_default(channel, clock.now());
+    let mut last_sent = i64::MIN / 2;
     'alerts: while let Some(alert) = rx.recv().await {
         if let Some(b) = &mut bucket {
             while let Err(wait_ns) = b.try_take(clock.now()) {
@@ -77,10 +129,19 @@ async fn worker(
                 }
             }
         }
+        // Telegram asks for at most one message per second in a chat.
+        if channel == Channel::Telegram {
+            let since = clock.now() - last_sent;
+            if since < 1_000_000_000 {
+                tokio::time::sleep(Duration::from_nanos((1_000_000_000 - since) as u64)).await;
+            }
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match n.send(&alert).await {
+            let result = n.send(&alert).await;
+            last_sent = clock.now();
+            match result {
                 Ok(()) => break,
                 Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
                     let wait = match &e {

@@ -164,6 +164,23 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("wrote {rows} rows to {}", path.display());
             }
         }
+        Command::Alerts {
+            action: atalaya::cli::AlertsAction::Test { channel },
+        } => {
+            use atalaya_model::Clock as _;
+            let (lines, ok) = atalaya::deliver::test_channels(
+                &cfg.alerts,
+                channel.as_deref(),
+                atalaya_model::LiveClock.now(),
+            )
+            .await?;
+            for l in &lines {
+                println!("{l}");
+            }
+            if !ok {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Bench {
             what: atalaya::cli::BenchWhat::Ta { file, runs },
         } => {

@@ -227,3 +227,54 @@ fn bench_ta_times_both_paths_on_a_file() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_test_reports_each_channel() {
+    use atalaya_testkit::fake_http::{Canned, FakeHttp};
+    let telegram = FakeHttp::start(Canned::telegram_ok()).await.unwrap();
+    let discord = FakeHttp::start(Canned::json(
+        404,
+        serde_json::json!({"code": 10015, "message": "Unknown Webhook"}),
+    ))
+    .await
+    .unwrap();
+    let (t_url, d_url) = (
+        telegram.url(),
+        format!("{}/api/v10/webhooks/1/x", discord.url()),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        bin()
+            .args(["alerts", "test"])
+            .current_dir(tempfile::tempdir().unwrap().path())
+            .env("ATALAYA_ALERTS__CONSOLE__ENABLED", "false")
+            .env("ATALAYA_ALERTS__TELEGRAM__ENABLED", "true")
+            .env("ATALAYA_ALERTS__TELEGRAM__BASE_URL", t_url)
+            .env("ATALAYA_ALERTS__TELEGRAM__CHAT_ID", "7")
+            .env("ATALAYA_ALERTS__TELEGRAM__BOT_TOKEN", "1:x")
+            .env("ATALAYA_ALERTS__DISCORD__ENABLED", "true")
+            .env("ATALAYA_ALERTS__DISCORD__WEBHOOK_URL", d_url)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("telegram: ok"), "{text}");
+    assert!(
+        text.contains("discord: failed") && text.contains("Unknown Webhook"),
+        "{text}"
+    );
+    assert_eq!(telegram.requests().len(), 1);
+    assert!(
+        telegram.requests()[0].json()["text"]
+            .as_str()
+            .unwrap()
+            .contains("Atalaya test alert")
+    );
+}
