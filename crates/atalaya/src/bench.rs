@@ -4,10 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use atalaya_sources::replay::{self, LoadOptions};
-use atalaya_ta::ma::Ema;
-use atalaya_ta::momentum::{Macd, Rsi};
-use atalaya_ta::volatility::{Atr, Bbands};
-use atalaya_ta::{Bar, Indicator, batch, batch_f64};
+use atalaya_ta::{Bar, reference};
 
 /// Times the batch and the streaming paths; returns a readable report.
 pub fn ta(file: &Path, runs: usize) -> anyhow::Result<String> {
@@ -31,8 +28,7 @@ pub fn ta(file: &Path, runs: usize) -> anyhow::Result<String> {
     if n == 0 {
         anyhow::bail!("{} has no valid bars", file.display());
     }
-    let (mut rsi, mut ema, mut atr, mut macd, mut bb) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut out = reference::Outputs::default();
     let time = |f: &mut dyn FnMut() -> f64| {
         f();
         let mut t: Vec<f64> = (0..runs.max(1))
@@ -46,30 +42,10 @@ pub fn ta(file: &Path, runs: usize) -> anyhow::Result<String> {
         (t[t.len() / 2], t[0])
     };
     let (b_med, b_min) = time(&mut || {
-        batch_f64(&mut Rsi::new(14), &closes, &mut rsi);
-        batch_f64(&mut Ema::new(20), &closes, &mut ema);
-        batch(&mut Macd::new(12, 26, 9), &closes, &mut macd);
-        batch(&mut Bbands::new(20, 2.0), &closes, &mut bb);
-        batch_f64(&mut Atr::new(14), &bars, &mut atr);
-        rsi[n - 1] + ema[n - 1]
+        reference::run_batch(&bars, &closes, &mut out);
+        out.rsi[n - 1] + out.ema[n - 1]
     });
-    let (s_med, s_min) = time(&mut || {
-        let (mut r, mut e, mut m, mut b, mut a) = (
-            Rsi::new(14),
-            Ema::new(20),
-            Macd::new(12, 26, 9),
-            Bbands::new(20, 2.0),
-            Atr::new(14),
-        );
-        let mut acc = 0.0;
-        for bar in &bars {
-            acc += r.update(bar.close).unwrap_or(0.0) + e.update(bar.close).unwrap_or(0.0);
-            acc += m.update(bar.close).map_or(0.0, |x| x.hist)
-                + b.update(bar.close).map_or(0.0, |x| x.upper);
-            acc += a.update(*bar).unwrap_or(0.0);
-        }
-        acc
-    });
+    let (s_med, s_min) = time(&mut || reference::run_streaming(&bars));
     Ok(format!(
         "{} bars from {}\n\
          set: RSI(14), EMA(20), MACD(12,26,9), Bollinger(20,2), ATR(14); median (min) of {runs} runs\n\

@@ -7,10 +7,7 @@
 
 use std::hint::black_box;
 
-use atalaya_ta::ma::Ema;
-use atalaya_ta::momentum::{Macd, Rsi};
-use atalaya_ta::volatility::{Atr, Bbands};
-use atalaya_ta::{Bar, Indicator, batch, batch_f64};
+use atalaya_ta::{Bar, reference};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn bars() -> Vec<Bar> {
@@ -44,37 +41,15 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("ta");
     g.throughput(Throughput::Elements(bars.len() as u64));
     g.sample_size(10);
-    let (mut rsi, mut ema, mut atr) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut macd, mut bb) = (Vec::new(), Vec::new());
+    let mut out = reference::Outputs::default();
     g.bench_function("batch_rsi14_ema20_macd_bb20_atr14", |b| {
         b.iter(|| {
-            batch_f64(&mut Rsi::new(14), &closes, &mut rsi);
-            batch_f64(&mut Ema::new(20), &closes, &mut ema);
-            batch(&mut Macd::new(12, 26, 9), &closes, &mut macd);
-            batch(&mut Bbands::new(20, 2.0), &closes, &mut bb);
-            batch_f64(&mut Atr::new(14), &bars, &mut atr);
-            black_box((rsi.len(), ema.len(), macd.len(), bb.len(), atr.len()))
+            reference::run_batch(&bars, &closes, &mut out);
+            black_box(out.rsi.len())
         })
     });
     g.bench_function("streaming_all_five_per_bar", |b| {
-        b.iter(|| {
-            let (mut r, mut e, mut m, mut bb, mut a) = (
-                Rsi::new(14),
-                Ema::new(20),
-                Macd::new(12, 26, 9),
-                Bbands::new(20, 2.0),
-                Atr::new(14),
-            );
-            let mut acc = 0.0;
-            for bar in &bars {
-                acc += r.update(bar.close).unwrap_or(0.0);
-                acc += e.update(bar.close).unwrap_or(0.0);
-                acc += m.update(bar.close).map_or(0.0, |x| x.hist);
-                acc += bb.update(bar.close).map_or(0.0, |x| x.upper);
-                acc += a.update(*bar).unwrap_or(0.0);
-            }
-            black_box(acc)
-        })
+        b.iter(|| black_box(reference::run_streaming(&bars)))
     });
     g.finish();
 }

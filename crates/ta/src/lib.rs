@@ -32,6 +32,7 @@ pub mod chart;
 pub mod custom;
 pub mod ma;
 pub mod momentum;
+pub mod reference;
 pub mod set;
 pub mod trend;
 pub mod volatility;
