@@ -13,6 +13,7 @@
 //! Live venue collectors (Binance, Coinbase, …), news, social and on-chain feeds join here
 //! on top of `atalaya-net`'s reconnect, backoff and rate-limit plumbing.
 
+pub mod binance;
 pub mod replay;
 mod rng;
 pub mod sim;
