@@ -10,3 +10,4 @@ pub mod indicators;
 pub mod patterns;
 pub mod replay;
 pub mod run;
+pub mod watch;

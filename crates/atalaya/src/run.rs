@@ -121,7 +121,10 @@ async fn engine_task(
                     bus.publish(Topic::Outbound, out.clone()).await?;
                 }
             }
-            if matches!(env.payload, Event::News(_) | Event::Social(_)) {
+            if matches!(
+                env.payload,
+                Event::News(_) | Event::Social(_) | Event::Alert(_)
+            ) {
                 bus.publish(Topic::Outbound, env).await?;
             }
         }
@@ -256,6 +259,30 @@ pub async fn run(
         Deduplicator::new(i64::from(cfg.alerts.dedup_minutes) * 60_000_000_000),
     ));
 
+    // The agent watching itself: system alerts for failed, reconnecting or silent sources.
+    let watch_cancel = CancellationToken::new();
+    let watch_task = {
+        let (bus, health, cancel) = (bus.clone(), health.clone(), watch_cancel.clone());
+        let engine_src = Symbol::new("system")?;
+        tokio::spawn(async move {
+            let mut w = crate::watch::Watcher::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = cancel.cancelled() => break,
+                }
+                let now = LiveClock.now();
+                for a in w.check(&health, now, 120 * 1_000_000_000) {
+                    tracing::warn!(title = %a.title, "system alert");
+                    let env = Envelope::new(a.id, now, now, engine_src, Event::Alert(Box::new(a)));
+                    if bus.publish(Topic::Inbound, env).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+    };
     let mut source_tasks: Vec<JoinHandle<()>> = Vec::new();
     for s in sources {
         let name = s.name().to_owned();
@@ -280,6 +307,8 @@ pub async fn run(
             all_sources.await;
         }
     }
+    watch_cancel.cancel();
+    let _ = watch_task.await;
     bus.close(Topic::Inbound);
     let report = engine.await.context("engine task panicked")??;
     writer_task
