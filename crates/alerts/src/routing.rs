@@ -270,3 +270,82 @@ mod tests {
         assert!(TokenBucket::hourly_default(Channel::Console, 0).is_none());
     }
 }
+
+/// A daily quiet window in UTC, such as `22:00-07:00` (it may wrap past midnight). During it,
+/// alerts below critical wait for the window to end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuietHours {
+    start_min: i64,
+    end_min: i64,
+}
+
+impl std::str::FromStr for QuietHours {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad =
+            || format!("invalid quiet hours {s:?}: expected HH:MM-HH:MM in UTC, e.g. 22:00-07:00");
+        let (a, b) = s.trim().split_once('-').ok_or_else(bad)?;
+        let minutes = |t: &str| -> Result<i64, String> {
+            let (h, m) = t.trim().split_once(':').ok_or_else(bad)?;
+            let (h, m): (i64, i64) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+            if (0..24).contains(&h) && (0..60).contains(&m) {
+                Ok(h * 60 + m)
+            } else {
+                Err(bad())
+            }
+        };
+        let (start_min, end_min) = (minutes(a)?, minutes(b)?);
+        if start_min == end_min {
+            return Err(format!(
+                "invalid quiet hours {s:?}: start and end are equal"
+            ));
+        }
+        Ok(Self { start_min, end_min })
+    }
+}
+
+impl QuietHours {
+    /// If `now` falls in the window, when it ends; else `None`.
+    pub fn ends_at(&self, now: UnixNanos) -> Option<UnixNanos> {
+        const MIN: i64 = 60_000_000_000;
+        const DAY: i64 = 1440;
+        let day_start = now.div_euclid(DAY * MIN) * DAY * MIN;
+        let m = (now - day_start) / MIN;
+        let inside = if self.start_min < self.end_min {
+            (self.start_min..self.end_min).contains(&m)
+        } else {
+            m >= self.start_min || m < self.end_min
+        };
+        if !inside {
+            return None;
+        }
+        let end_today = day_start + self.end_min * MIN;
+        Some(if end_today > now {
+            end_today
+        } else {
+            end_today + DAY * MIN
+        })
+    }
+}
+
+#[cfg(test)]
+mod quiet_tests {
+    use super::*;
+
+    const H: i64 = 3_600_000_000_000;
+
+    #[test]
+    fn windows_wrap_past_midnight() {
+        let q: QuietHours = "22:00-07:00".parse().unwrap();
+        assert_eq!(q.ends_at(23 * H), Some(24 * H + 7 * H));
+        assert_eq!(q.ends_at(24 * H + 3 * H), Some(24 * H + 7 * H));
+        assert_eq!(q.ends_at(12 * H), None);
+        let d: QuietHours = "01:30-02:00".parse().unwrap();
+        assert_eq!(d.ends_at(H + H / 2), Some(2 * H));
+        assert_eq!(d.ends_at(2 * H), None);
+        for bad in ["", "22-07", "25:00-01:00", "10:00-10:00", "ab:cd-01:00"] {
+            assert!(bad.parse::<QuietHours>().is_err(), "{bad}");
+        }
+    }
+}

@@ -119,6 +119,8 @@ pub struct WebhookConfig {
     pub url: String,
     /// Signing secret (secret; environment only).
     pub secret: String,
+    /// Daily UTC window (`22:00-07:00`) in which alerts below critical wait; empty for none.
+    pub quiet_hours: String,
 }
 
 impl Default for AlertsConfig {
@@ -146,6 +148,8 @@ pub struct TelegramConfig {
     pub chat_id: String,
     /// Bot token (secret; environment only).
     pub bot_token: String,
+    /// Daily UTC window (`22:00-07:00`) in which alerts below critical wait; empty for none.
+    pub quiet_hours: String,
 }
 
 impl Default for TelegramConfig {
@@ -155,6 +159,7 @@ impl Default for TelegramConfig {
             base_url: "https://api.telegram.org".into(),
             chat_id: String::new(),
             bot_token: String::new(),
+            quiet_hours: String::new(),
         }
     }
 }
@@ -168,6 +173,8 @@ pub struct DiscordConfig {
     pub enabled: bool,
     /// Webhook URL (secret; environment only).
     pub webhook_url: String,
+    /// Daily UTC window (`22:00-07:00`) in which alerts below critical wait; empty for none.
+    pub quiet_hours: String,
 }
 
 /// One configuration problem.
@@ -424,6 +431,22 @@ pub fn load(
             origin: origin_of("alerts.webhook"),
         });
     }
+    for (name, q) in [
+        ("telegram", &config.alerts.telegram.quiet_hours),
+        ("discord", &config.alerts.discord.quiet_hours),
+        ("webhook", &config.alerts.webhook.quiet_hours),
+    ] {
+        if !q.is_empty()
+            && let Err(message) = q.parse::<atalaya_alerts::routing::QuietHours>()
+        {
+            let path = format!("alerts.{name}.quiet_hours");
+            problems.push(Problem {
+                origin: origin_of(&path),
+                path,
+                message,
+            });
+        }
+    }
     if config.live.sources.is_empty() {
         problems.push(Problem {
             path: "live.sources".into(),
@@ -635,6 +658,27 @@ mod tests {
             problems.iter().any(|x| x.path == "alerts.telegram"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn quiet_hours_are_checked() {
+        let bad = load(
+            None,
+            env(&[("ATALAYA_ALERTS__DISCORD__QUIET_HOURS", "late")]),
+        )
+        .unwrap_err();
+        assert!(
+            bad.iter().any(
+                |p| p.path == "alerts.discord.quiet_hours" && p.message.contains("HH:MM-HH:MM")
+            ),
+            "{bad:?}"
+        );
+        let ok = load(
+            None,
+            env(&[("ATALAYA_ALERTS__DISCORD__QUIET_HOURS", "22:00-07:00")]),
+        )
+        .unwrap();
+        assert_eq!(ok.config.alerts.discord.quiet_hours, "22:00-07:00");
     }
 
     #[test]

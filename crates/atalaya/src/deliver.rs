@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atalaya_alerts::discord::DiscordNotifier;
-use atalaya_alerts::routing::{Channel, Routes, TokenBucket};
+use atalaya_alerts::routing::{Channel, QuietHours, Routes, TokenBucket};
 use atalaya_alerts::telegram::TelegramNotifier;
 use atalaya_alerts::webhook::WebhookNotifier;
 use atalaya_alerts::{ConsoleNotifier, Notifier};
 use atalaya_bus::Subscription;
-use atalaya_model::{Alert, Clock, Event, LiveClock};
+use atalaya_model::{Alert, AlertPriority, Clock, Event, LiveClock};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -25,11 +25,27 @@ const MAX_ATTEMPTS: u32 = 6;
 
 /// The configured notifiers.
 pub fn notifiers(cfg: &AlertsConfig) -> anyhow::Result<Vec<(Channel, Arc<dyn Notifier>)>> {
-    let mut out: Vec<(Channel, Arc<dyn Notifier>)> = Vec::new();
+    Ok(channels(cfg)?.into_iter().map(|(c, n, _)| (c, n)).collect())
+}
+
+/// A configured channel: its notifier and its quiet hours.
+pub type ChannelSetup = (Channel, Arc<dyn Notifier>, Option<QuietHours>);
+
+/// The configured notifiers with their quiet hours.
+pub fn channels(cfg: &AlertsConfig) -> anyhow::Result<Vec<ChannelSetup>> {
+    let quiet = |s: &str| -> anyhow::Result<Option<QuietHours>> {
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            s.parse().map(Some).map_err(anyhow::Error::msg)
+        }
+    };
+    let mut out: Vec<ChannelSetup> = Vec::new();
     if cfg.console.enabled {
         out.push((
             Channel::Console,
             Arc::new(ConsoleNotifier::stdout(cfg.console.min_priority)),
+            None,
         ));
     }
     if cfg.telegram.enabled {
@@ -41,12 +57,14 @@ pub fn notifiers(cfg: &AlertsConfig) -> anyhow::Result<Vec<(Channel, Arc<dyn Not
                 &t.bot_token,
                 &t.chat_id,
             )?),
+            quiet(&t.quiet_hours)?,
         ));
     }
     if cfg.discord.enabled {
         out.push((
             Channel::Discord,
             Arc::new(DiscordNotifier::new(&cfg.discord.webhook_url)?),
+            quiet(&cfg.discord.quiet_hours)?,
         ));
     }
     if cfg.webhook.enabled {
@@ -54,6 +72,7 @@ pub fn notifiers(cfg: &AlertsConfig) -> anyhow::Result<Vec<(Channel, Arc<dyn Not
         out.push((
             Channel::Webhook,
             Arc::new(WebhookNotifier::new(&w.url, &w.secret)?),
+            quiet(&w.quiet_hours)?,
         ));
     }
     Ok(out)
@@ -105,6 +124,7 @@ pub async fn test_channels(
 async fn worker(
     channel: Channel,
     n: Arc<dyn Notifier>,
+    quiet: Option<QuietHours>,
     mut rx: mpsc::Receiver<Alert>,
     cancel: CancellationToken,
 ) {
@@ -112,6 +132,19 @@ async fn worker(
     let mut bucket = TokenBucket::hourly_default(channel, clock.now());
     let mut last_sent = i64::MIN / 2;
     'alerts: while let Some(alert) = rx.recv().await {
+        if let Some(end) = quiet
+            .filter(|_| alert.priority < AlertPriority::Critical)
+            .and_then(|q| q.ends_at(clock.now()))
+        {
+            tracing::info!(channel = n.name(), "quiet hours; alert held until they end");
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_nanos((end - clock.now()).max(0) as u64)) => {}
+                () = cancel.cancelled() => {
+                    tracing::error!(channel = n.name(), undelivered = 1 + rx.len(), "shutdown during quiet hours; alerts not delivered");
+                    break 'alerts;
+                }
+            }
+        }
         if let Some(b) = &mut bucket {
             while let Err(wait_ns) = b.try_take(clock.now()) {
                 tracing::info!(
@@ -173,16 +206,16 @@ async fn worker(
 pub async fn run(
     mut sub: Box<dyn Subscription>,
     routes: Routes,
-    notifiers: Vec<(Channel, Arc<dyn Notifier>)>,
+    notifiers: Vec<ChannelSetup>,
     cancel: CancellationToken,
 ) {
-    let configured: Vec<Channel> = notifiers.iter().map(|(c, _)| *c).collect();
+    let configured: Vec<Channel> = notifiers.iter().map(|(c, _, _)| *c).collect();
     let mut queues = Vec::new();
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
-    for (channel, n) in notifiers {
+    for (channel, n, quiet) in notifiers {
         let (tx, rx) = mpsc::channel(4096);
         queues.push((channel, tx));
-        workers.push(tokio::spawn(worker(channel, n, rx, cancel.clone())));
+        workers.push(tokio::spawn(worker(channel, n, quiet, rx, cancel.clone())));
     }
     while let Some(env) = sub.recv().await {
         let Event::Alert(alert) = env.payload else {

@@ -181,7 +181,7 @@ pub async fn run(
         counters.clone(),
     ));
     let delivery_cancel = CancellationToken::new();
-    let notifiers = crate::deliver::notifiers(&cfg.alerts)?;
+    let notifiers = crate::deliver::channels(&cfg.alerts)?;
     let notifier_handle = if notifiers.is_empty() {
         None
     } else {
