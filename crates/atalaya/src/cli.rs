@@ -177,6 +177,18 @@ pub enum AlertsAction {
         #[arg(long)]
         channel: Option<String>,
     },
+    /// List stored alerts, newest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// SQLite database file (overrides `store.path`).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `atalaya bench …`.

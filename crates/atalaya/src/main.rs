@@ -181,6 +181,27 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Alerts {
+            action: atalaya::cli::AlertsAction::List { limit, db, json },
+        } => {
+            let cfg = with_db(cfg, db.as_deref());
+            let store = atalaya::run::open_store(&cfg).await?;
+            let page = store.alerts(None, 1, limit.clamp(1, 1000)).await?;
+            store.close().await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&page)?);
+            } else {
+                println!("{} alerts stored; newest {}:", page.total, page.items.len());
+                for a in &page.items {
+                    println!(
+                        "  {}  {:<8}  {}",
+                        atalaya_model::format_utc(a.created_at),
+                        a.priority,
+                        a.title
+                    );
+                }
+            }
+        }
         Command::Bench {
             what: atalaya::cli::BenchWhat::Ta { file, runs },
         } => {

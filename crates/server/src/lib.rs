@@ -5,6 +5,7 @@
 //! | `GET /health` | liveness: `{"status":"ok"}` |
 //! | `GET /api/v1/status` | uptime, the engine's counters and event rate, each source's state and last event time, the bus's queues and lag |
 //! | `GET /api/v1/opportunities` | stored opportunities, newest first; filters `instrument`, `type`, `since`; paging `page`, `per_page` (≤ 1000) |
+//! | `GET /api/v1/alerts` | stored alerts, newest first; `since`, `page`, `per_page` |
 //! | `GET /api/v1/candles` | stored bars: `instrument` and `timeframe` required, `from`, `to` (open time), `limit` (≤ 5000) |
 //!
 //! Times in parameters are ISO-8601 UTC (`2024-01-31T12:00:00Z`, `2024-01-31`) or epoch

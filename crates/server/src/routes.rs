@@ -16,6 +16,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/opportunities", get(opportunities))
         .route("/api/v1/candles", get(candles))
+        .route("/api/v1/alerts", get(alerts))
         .fallback(not_found)
         .with_state(state)
 }
@@ -152,4 +153,30 @@ async fn candles(
         "count": rows.len(),
         "candles": rows,
     })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertParams {
+    since: Option<String>,
+    page: Option<String>,
+    per_page: Option<String>,
+}
+
+async fn alerts(
+    State(s): State<AppState>,
+    q: Result<Query<AlertParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let p = query(q)?;
+    let page = s
+        .store
+        .alerts(
+            time("since", p.since.as_deref())?,
+            number("page", p.page.as_deref(), 1, 1_000_000)?,
+            number("per_page", p.per_page.as_deref(), 50, 1000)?,
+        )
+        .await?;
+    Ok(Json(
+        serde_json::to_value(page).map_err(|e| ApiError::Internal(Box::new(e)))?,
+    ))
 }

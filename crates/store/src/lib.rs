@@ -179,6 +179,23 @@ pub struct Page<T> {
     pub total: u64,
 }
 
+/// A stored alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoredAlert {
+    /// Row id.
+    pub id: i64,
+    /// Event time of creation, nanoseconds UTC.
+    pub created_at: UnixNanos,
+    /// `low`, `medium`, `high` or `critical`.
+    pub priority: String,
+    /// The instrument, when the alert is about one.
+    pub instrument: Option<String>,
+    /// One-line title.
+    pub title: String,
+    /// Full text.
+    pub body: String,
+}
+
 /// Row counts and sizes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct StoreStats {
@@ -231,6 +248,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         q: &OpportunityQuery,
     ) -> Result<Page<StoredOpportunity>, StoreError>;
+    /// Alerts created at or after `since`, newest first, one page.
+    async fn alerts(
+        &self,
+        since: Option<UnixNanos>,
+        page: u32,
+        per_page: u32,
+    ) -> Result<Page<StoredAlert>, StoreError>;
     /// Row counts and sizes.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
     /// Flushes and closes connections.

@@ -16,7 +16,7 @@ use sqlx::{Row, SqlSafeStr};
 
 use crate::{
     Batch, CandleQuery, OpportunityQuery, Page, SeriesStats, Store, StoreError, StoreStats,
-    StoredOpportunity, TextItem,
+    StoredAlert, StoredOpportunity, TextItem,
 };
 
 /// The migrations, embedded so the binary needs no files at run time.
@@ -289,6 +289,52 @@ impl Store for SqliteStore {
                     id,
                     received_at,
                     opportunity,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Page {
+            items,
+            page,
+            per_page,
+            total: count(&total),
+        })
+    }
+
+    async fn alerts(
+        &self,
+        since: Option<i64>,
+        page: u32,
+        per_page: u32,
+    ) -> Result<Page<StoredAlert>, StoreError> {
+        let page = page.max(1);
+        let per_page = per_page.clamp(1, 1000);
+        let since = since.unwrap_or(i64::MIN);
+        let total = sqlx::query("SELECT COUNT(*) FROM alerts WHERE created_at >= ?1")
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("count alerts"))?;
+        let rows = sqlx::query(
+            "SELECT id, created_at, priority, instrument, title, body FROM alerts
+             WHERE created_at >= ?1 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+        )
+        .bind(since)
+        .bind(i64::from(per_page))
+        .bind(i64::from(page - 1) * i64::from(per_page))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select alerts"))?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                let c = |e| corrupt("alerts", e);
+                Ok(StoredAlert {
+                    id: r.try_get("id").map_err(c)?,
+                    created_at: r.try_get("created_at").map_err(c)?,
+                    priority: r.try_get("priority").map_err(c)?,
+                    instrument: r.try_get("instrument").map_err(c)?,
+                    title: r.try_get("title").map_err(c)?,
+                    body: r.try_get("body").map_err(c)?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

@@ -278,3 +278,48 @@ async fn alerts_test_reports_each_channel() {
             .contains("Atalaya test alert")
     );
 }
+
+#[test]
+fn alerts_list_shows_what_a_run_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let out = bin()
+        .args([
+            "run",
+            "--demo",
+            "--speed",
+            "max",
+            "--for",
+            "3h",
+            "--no-server",
+            "--quiet",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bin()
+        .args(["alerts", "list", "--limit", "5", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["total"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["items"].as_array().unwrap().len() <= 5);
+    let text = bin()
+        .args(["alerts", "list", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("alerts stored"));
+}

@@ -67,6 +67,17 @@ async fn state() -> (tempfile::TempDir, AppState) {
         };
         b.opportunities.push((opp(i, kind), i * HOUR));
     }
+    for i in 0..3 {
+        b.alerts.push(atalaya_model::Alert {
+            id: i as u64,
+            opportunity_id: None,
+            instrument: None,
+            priority: atalaya_model::AlertPriority::High,
+            title: format!("alert {i}"),
+            body: "body".into(),
+            created_at: i * HOUR,
+        });
+    }
     store.write(&b).await.unwrap();
     let health = Health::new();
     let src = health.register("sim");
@@ -236,4 +247,18 @@ async fn serves_on_a_real_socket_and_shuts_down() {
     assert_eq!(v["count"], 3);
     cancel.cancel();
     server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn alerts_newest_first() {
+    let (_d, st) = state().await;
+    let (s, v) = get(&st, "/api/v1/alerts?per_page=2").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["total"], 3);
+    assert_eq!(v["items"][0]["title"], "alert 2");
+    assert_eq!(v["items"][0]["priority"], "high");
+    let (_, v) = get(&st, "/api/v1/alerts?since=3600").await;
+    assert_eq!(v["total"], 2);
+    let (s, _) = get(&st, "/api/v1/alerts?since=never").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 }
