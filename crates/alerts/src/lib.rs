@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod discord;
 pub mod routing;
+pub mod sms;
 pub mod telegram;
 pub mod webhook;
 

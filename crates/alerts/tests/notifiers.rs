@@ -147,3 +147,43 @@ async fn webhook_posts_the_alert_signed_over_timestamp_and_body() {
     assert_eq!(r.json()["title"], "BUY binance:BTC/USDT (1h)");
     assert_eq!(r.json()["priority"], "high");
 }
+
+#[tokio::test]
+async fn sms_posts_a_form_with_basic_auth_and_reads_twilio_errors() {
+    use atalaya_alerts::sms::SmsNotifier;
+    let ok = Canned::json(
+        201,
+        serde_json::json!({"sid": "SM1", "status": "queued", "num_segments": "1"}),
+    );
+    let server = FakeHttp::start(ok).await.unwrap();
+    server.push(Canned::json(400, serde_json::json!({"code": 21211, "message": "The 'To' number +1 is not a valid phone number.", "status": 400})));
+    let n = SmsNotifier::new(
+        &server.url(),
+        "AC123",
+        "tok",
+        "+15017122661",
+        "+15558675310",
+    )
+    .unwrap();
+    let e = n.send(&alert()).await.unwrap_err();
+    assert!(!e.is_transient() && e.to_string().contains("21211"), "{e}");
+    n.send(&alert()).await.unwrap();
+    let r = &server.requests()[1];
+    assert_eq!(r.path, "/2010-04-01/Accounts/AC123/Messages.json");
+    let header = |k: &str| {
+        r.headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert!(header("content-type").starts_with("application/x-www-form-urlencoded"));
+    // "AC123:tok" in base64.
+    assert_eq!(header("authorization"), "Basic QUMxMjM6dG9r");
+    assert!(
+        r.body
+            .starts_with("To=%2B15558675310&From=%2B15017122661&Body=Atalaya+BUY+binance"),
+        "{}",
+        r.body
+    );
+}

@@ -106,6 +106,42 @@ pub struct AlertsConfig {
     pub discord: DiscordConfig,
     /// Generic signed webhook.
     pub webhook: WebhookConfig,
+    /// SMS through Twilio.
+    pub sms: SmsConfig,
+}
+
+/// SMS through Twilio. The auth token comes from `ATALAYA_ALERTS__SMS__AUTH_TOKEN`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsConfig {
+    /// Whether to send SMS.
+    pub enabled: bool,
+    /// API base URL.
+    pub base_url: String,
+    /// Twilio account SID (`AC…`).
+    pub account_sid: String,
+    /// Auth token (secret; environment only).
+    pub auth_token: String,
+    /// Sending number, E.164 (`+15017122661`).
+    pub from: String,
+    /// Receiving number, E.164.
+    pub to: String,
+    /// Daily UTC window (`22:00-07:00`) in which alerts below critical wait; empty for none.
+    pub quiet_hours: String,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            base_url: "https://api.twilio.com".into(),
+            account_sid: String::new(),
+            auth_token: String::new(),
+            from: String::new(),
+            to: String::new(),
+            quiet_hours: String::new(),
+        }
+    }
 }
 
 /// A generic webhook: the alert as JSON, signed with HMAC-SHA256 over timestamp and body.
@@ -132,6 +168,7 @@ impl Default for AlertsConfig {
             telegram: TelegramConfig::default(),
             discord: DiscordConfig::default(),
             webhook: WebhookConfig::default(),
+            sms: SmsConfig::default(),
         }
     }
 }
@@ -431,7 +468,20 @@ pub fn load(
             origin: origin_of("alerts.webhook"),
         });
     }
+    let m = &config.alerts.sms;
+    if m.enabled
+        && [&m.account_sid, &m.auth_token, &m.from, &m.to]
+            .iter()
+            .any(|v| v.trim().is_empty())
+    {
+        problems.push(Problem {
+            path: "alerts.sms".into(),
+            message: "enabled without account_sid, from, to and an auth token (ATALAYA_ALERTS__SMS__AUTH_TOKEN)".into(),
+            origin: origin_of("alerts.sms"),
+        });
+    }
     for (name, q) in [
+        ("sms", &config.alerts.sms.quiet_hours),
         ("telegram", &config.alerts.telegram.quiet_hours),
         ("discord", &config.alerts.discord.quiet_hours),
         ("webhook", &config.alerts.webhook.quiet_hours),

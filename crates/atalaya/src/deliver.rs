@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use atalaya_alerts::discord::DiscordNotifier;
 use atalaya_alerts::routing::{Channel, QuietHours, Routes, TokenBucket};
+use atalaya_alerts::sms::SmsNotifier;
 use atalaya_alerts::telegram::TelegramNotifier;
 use atalaya_alerts::webhook::WebhookNotifier;
 use atalaya_alerts::{ConsoleNotifier, Notifier};
@@ -66,6 +67,11 @@ pub fn channels(cfg: &AlertsConfig) -> anyhow::Result<Vec<ChannelSetup>> {
             Arc::new(DiscordNotifier::new(&cfg.discord.webhook_url)?),
             quiet(&cfg.discord.quiet_hours)?,
         ));
+    }
+    if cfg.sms.enabled {
+        let m = &cfg.sms;
+        let n = SmsNotifier::new(&m.base_url, &m.account_sid, &m.auth_token, &m.from, &m.to)?;
+        out.push((Channel::Sms, Arc::new(n), quiet(&m.quiet_hours)?));
     }
     if cfg.webhook.enabled {
         let w = &cfg.webhook;
