@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use atalaya_model::{Alert, AlertPriority, format_utc};
 use serde_json::{Value, json};
 
-use crate::{AlertError, Notifier, http_client};
+use crate::{AlertError, Notifier, deliver, http_client};
 
 /// Sends alerts to a Discord webhook URL.
 #[derive(Debug, Clone)]
@@ -60,38 +60,11 @@ impl Notifier for DiscordNotifier {
     }
 
     async fn send(&self, alert: &Alert) -> Result<(), AlertError> {
-        let res = self
-            .client
-            .post(&self.url)
-            .json(&self.body(alert))
-            .send()
-            .await
-            .map_err(|e| AlertError::Http {
-                channel: "discord",
-                source: e,
-            })?;
-        let status = res.status().as_u16();
-        if res.status().is_success() {
-            return Ok(());
-        }
-        let header = res
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<f64>().ok());
-        let v: Value = res.json().await.unwrap_or(Value::Null);
-        if status == 429 {
-            let secs = v["retry_after"].as_f64().or(header).unwrap_or(1.0);
-            return Err(AlertError::RateLimited {
-                channel: "discord",
-                retry_after_ms: (secs * 1000.0).ceil() as u64,
-            });
-        }
-        let message = v["message"].as_str().unwrap_or("no message").to_owned();
-        Err(AlertError::Rejected {
-            channel: "discord",
-            status,
-            message,
+        let req = self.client.post(&self.url).json(&self.body(alert));
+        deliver("discord", req, |text| {
+            let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            v["message"].as_str().unwrap_or("no message").to_owned()
         })
+        .await
     }
 }

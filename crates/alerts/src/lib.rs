@@ -87,6 +87,47 @@ impl AlertError {
     }
 }
 
+/// Sends `req` and classifies the answer, as every plain-HTTP notifier needs: a 2xx is
+/// delivered; a 429 is [`AlertError::RateLimited`] with the delay from the JSON body's
+/// `retry_after` (Discord) or else the `Retry-After` header, else one second; anything else is
+/// [`AlertError::Rejected`] with the message `describe` reads from the body text.
+pub(crate) async fn deliver(
+    channel: &'static str,
+    req: reqwest::RequestBuilder,
+    describe: impl FnOnce(&str) -> String,
+) -> Result<(), AlertError> {
+    let res = req
+        .send()
+        .await
+        .map_err(|source| AlertError::Http { channel, source })?;
+    let status = res.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let header = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<f64>().ok());
+    let text = res.text().await.unwrap_or_default();
+    if status.as_u16() == 429 {
+        let body = serde_json::from_str::<serde_json::Value>(&text).ok();
+        let secs = body
+            .and_then(|v| v["retry_after"].as_f64())
+            .or(header)
+            .unwrap_or(1.0);
+        return Err(AlertError::RateLimited {
+            channel,
+            retry_after_ms: (secs * 1000.0).ceil() as u64,
+        });
+    }
+    Err(AlertError::Rejected {
+        channel,
+        status: status.as_u16(),
+        message: describe(&text),
+    })
+}
+
 /// The shared HTTP client: rustls with the ring provider (a lean build; no aws-lc), a
 /// 10-second timeout, and an identifying User-Agent.
 pub(crate) fn http_client() -> Result<reqwest::Client, AlertError> {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use atalaya_model::Alert;
 use serde_json::Value;
 
-use crate::{AlertError, Notifier, http_client};
+use crate::{AlertError, Notifier, deliver, http_client};
 
 /// GSM 03.38 basic characters (one septet each).
 const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
@@ -117,7 +117,7 @@ impl Notifier for SmsNotifier {
             self.base_url, self.account_sid
         );
         let body = Self::text(alert);
-        let res = self
+        let req = self
             .client
             .post(&url)
             .basic_auth(&self.account_sid, Some(&self.auth_token))
@@ -125,39 +125,16 @@ impl Notifier for SmsNotifier {
                 ("To", self.to.as_str()),
                 ("From", self.from.as_str()),
                 ("Body", body.as_str()),
-            ])
-            .send()
-            .await
-            .map_err(|e| AlertError::Http {
-                channel: "sms",
-                source: e,
-            })?;
-        let status = res.status().as_u16();
-        if res.status().is_success() {
-            return Ok(());
-        }
-        let retry = res
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<f64>().ok());
-        let v: Value = res.json().await.unwrap_or(Value::Null);
-        if status == 429 {
-            return Err(AlertError::RateLimited {
-                channel: "sms",
-                retry_after_ms: (retry.unwrap_or(1.0) * 1000.0) as u64,
-            });
-        }
-        let message = format!(
-            "{} (code {})",
-            v["message"].as_str().unwrap_or("no message"),
-            v["code"]
-        );
-        Err(AlertError::Rejected {
-            channel: "sms",
-            status,
-            message,
+            ]);
+        deliver("sms", req, |text| {
+            let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            format!(
+                "{} (code {})",
+                v["message"].as_str().unwrap_or("no message"),
+                v["code"]
+            )
         })
+        .await
     }
 }
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use atalaya_model::{Alert, Clock, LiveClock, NANOS_PER_SECOND};
 use hmac::{KeyInit, Mac};
 
-use crate::{AlertError, Notifier, http_client};
+use crate::{AlertError, Notifier, deliver, http_client};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -63,7 +63,7 @@ impl Notifier for WebhookNotifier {
             message: format!("cannot encode the alert: {e}"),
         })?;
         let ts = LiveClock.now() / NANOS_PER_SECOND;
-        let res = self
+        let req = self
             .client
             .post(&self.url)
             .header("content-type", "application/json")
@@ -73,40 +73,8 @@ impl Notifier for WebhookNotifier {
                 "idempotency-key",
                 format!("alert-{}-{}", alert.id, alert.created_at),
             )
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| AlertError::Http {
-                channel: "webhook",
-                source: e,
-            })?;
-        let status = res.status().as_u16();
-        if res.status().is_success() {
-            return Ok(());
-        }
-        let retry = res
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<f64>().ok());
-        if status == 429 {
-            return Err(AlertError::RateLimited {
-                channel: "webhook",
-                retry_after_ms: (retry.unwrap_or(1.0) * 1000.0) as u64,
-            });
-        }
-        let message = res
-            .text()
-            .await
-            .unwrap_or_default()
-            .chars()
-            .take(200)
-            .collect();
-        Err(AlertError::Rejected {
-            channel: "webhook",
-            status,
-            message,
-        })
+            .body(body);
+        deliver("webhook", req, |text| text.chars().take(200).collect()).await
     }
 }
 
