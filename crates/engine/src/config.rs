@@ -3,7 +3,12 @@
 
 use atalaya_model::Timeframe;
 pub use atalaya_ta::anomaly::AnomalyConfig;
+use atalaya_ta::set::{Spec, parse_set};
 use serde::{Deserialize, Serialize};
+
+use crate::rules::{
+    ANOMALY_FIELDS, BAR_FIELDS, DECISION_FIELDS, FIRST_INDICATOR, Resolver, Rule, RuleConfig,
+};
 
 /// Everything the [`Pipeline`](crate::Pipeline) needs to know.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -19,6 +24,9 @@ pub struct EngineConfig {
     pub decision: DecisionConfig,
     /// Streaming anomaly detection on each closed bar, emitted as `anomaly.*` signals.
     pub anomaly: AnomalyConfig,
+    /// Trading rules evaluated on every closed bar of the decision timeframes; a hit is a
+    /// `rule.<name>` signal.
+    pub rules: Vec<RuleConfig>,
 }
 
 impl Default for EngineConfig {
@@ -29,6 +37,7 @@ impl Default for EngineConfig {
             indicators: IndicatorConfig::default(),
             decision: DecisionConfig::default(),
             anomaly: AnomalyConfig::default(),
+            rules: Vec::new(),
         }
     }
 }
@@ -78,6 +87,9 @@ impl Default for IndicatorConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DecisionConfig {
+    /// Score bars and emit opportunities. Off, the built-in indicators are not computed
+    /// (a rules-only strategy runs faster) and the decision fields read NaN in rules.
+    pub enabled: bool,
     /// Relative weight of each factor; renormalised over the factors that have input.
     pub weights: Weights,
     /// Score at or above which the type is STRONG_BUY.
@@ -101,6 +113,7 @@ pub struct DecisionConfig {
 impl Default for DecisionConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             weights: Weights::default(),
             strong_buy: 0.80,
             buy: 0.60,
@@ -222,7 +235,7 @@ impl EngineConfig {
                 bad(name, format!("must be between 1 and 10000, got {v}"));
             }
         }
-        if let Err(errors) = atalaya_ta::set::parse_set(&i.extra.join(",")) {
+        if let Err(errors) = parse_set(&i.extra.join(",")) {
             for e in errors {
                 bad("indicators.extra", e.to_string());
             }
@@ -333,7 +346,102 @@ impl EngineConfig {
                 format!("must lie in (0.5, 1), got {}", a.forest_score),
             );
         }
+        let mut names: Vec<&str> = Vec::new();
+        for (n, r) in self.rules.iter().enumerate() {
+            let name = r.name.trim();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                bad(
+                    &format!("rules[{n}].name"),
+                    format!(
+                        "must be a non-empty word of letters, digits, `_` or `-`, got {name:?}"
+                    ),
+                );
+            } else if names.contains(&name) {
+                bad(
+                    &format!("rules[{n}].name"),
+                    format!("{name:?} is used by an earlier rule"),
+                );
+            }
+            names.push(name);
+        }
+        if let Err(errors) = self.compile_rules() {
+            out.extend(errors);
+        }
         out
+    }
+
+    /// Compiles the rules against the series layout; returns them with every indicator a
+    /// series keeps (`indicators.extra` first, then those the rules name).
+    pub fn compile_rules(&self) -> Result<(Vec<Rule>, Vec<Spec>), Vec<ConfigIssue>> {
+        let mut slots = Slots {
+            specs: parse_set(&self.indicators.extra.join(",")).unwrap_or_default(),
+            columns: Vec::new(),
+        };
+        slots.columns = slots.specs.iter().flat_map(Spec::columns).collect();
+        let mut rules = Vec::new();
+        let mut issues = Vec::new();
+        for (n, r) in self.rules.iter().enumerate() {
+            match Rule::compile(r, &mut slots) {
+                Ok(rule) => rules.push(rule),
+                Err(e) => issues.push(ConfigIssue {
+                    path: format!("rules[{n}].when"),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        if issues.is_empty() {
+            Ok((rules, slots.specs))
+        } else {
+            Err(issues)
+        }
+    }
+}
+
+/// Resolves rule names to a series' value slots, adding the indicators rules name.
+struct Slots {
+    specs: Vec<Spec>,
+    columns: Vec<String>,
+}
+
+impl Resolver for Slots {
+    fn resolve(&mut self, name: &str) -> Result<u32, String> {
+        let lower = name.to_ascii_lowercase();
+        let fixed = BAR_FIELDS
+            .iter()
+            .chain(&DECISION_FIELDS)
+            .chain(&ANOMALY_FIELDS)
+            .position(|f| *f == lower);
+        let slot = match fixed {
+            Some(i) => i,
+            None => match self.columns.iter().position(|c| *c == lower) {
+                Some(i) => FIRST_INDICATOR + i,
+                None => {
+                    let spec = Spec::for_column(&lower).ok_or_else(|| {
+                        format!(
+                            "unknown name `{name}`: not a bar field (open, high, low, close, volume), \
+                             a decision field (score, confidence, factor_technical, factor_momentum, \
+                             factor_volume, factor_volatility), an anomaly (anomaly_return, \
+                             anomaly_volume_spike, anomaly_gap, anomaly_volatility_regime, \
+                             anomaly_multivariate) or an indicator column such as rsi_14, ema_200, \
+                             macd_12_26_9_signal, bbands_20_2_upper, cdlhammer"
+                        )
+                    })?;
+                    self.columns.extend(spec.columns());
+                    self.specs.push(spec);
+                    FIRST_INDICATOR
+                        + self
+                            .columns
+                            .iter()
+                            .position(|c| *c == lower)
+                            .unwrap_or_default()
+                }
+            },
+        };
+        u32::try_from(slot).map_err(|_| "too many indicators".to_owned())
     }
 }
 

@@ -18,9 +18,11 @@ mod config;
 pub mod decision;
 mod error;
 mod pipeline;
+pub mod rules;
 
 pub use config::{
     AnomalyConfig, ConfigIssue, DecisionConfig, EngineConfig, IndicatorConfig, Weights,
 };
 pub use error::EngineError;
 pub use pipeline::{Pipeline, PipelineStats};
+pub use rules::{Rule, RuleAction, RuleConfig, RuleError};

@@ -13,10 +13,12 @@ use crate::EngineError;
 use crate::config::EngineConfig;
 use crate::decision::{BarKey, Periods, Snapshot, decide, plan};
 use atalaya_ta::Indicator;
-use atalaya_ta::anomaly::{Anomaly, AnomalyDetector};
+use atalaya_ta::anomaly::{Anomaly, AnomalyDetector, AnomalyKind};
 use atalaya_ta::ma::{Ema, Sma};
 use atalaya_ta::momentum::{Roc, Rsi};
-use atalaya_ta::set::{IndicatorSet, parse_set};
+use atalaya_ta::set::{IndicatorSet, Spec};
+
+use crate::rules::{BAR_FIELDS, DECISION_FIELDS, FIRST_INDICATOR, Rule};
 use atalaya_ta::volatility::{Atr, Bbands};
 
 /// FxHash (as in rustc): a fast, deterministic hasher for the instrument interner.
@@ -68,6 +70,8 @@ pub struct PipelineStats {
     pub opportunities: u64,
     /// Anomaly signals emitted.
     pub anomalies: u64,
+    /// Rule signals emitted.
+    pub rule_hits: u64,
     /// Instruments seen.
     pub instruments: u64,
 }
@@ -97,13 +101,20 @@ struct Series {
     avg_atr: Sma,
     last_kind: OpportunityKind,
     anomaly: Option<AnomalyDetector>,
-    /// The configured extra indicators and their latest values.
-    extra: Option<(IndicatorSet, Vec<f64>)>,
+    /// The configured and rule-named indicators.
+    set: Option<IndicatorSet>,
+    /// The latest bar fields, decision fields, anomalies and indicator columns, laid out as
+    /// [`rules`](crate::rules) reads them.
+    values: Vec<f64>,
+    /// The rules' previous-bar values.
+    rule_state: Vec<f64>,
 }
 
 impl Series {
-    fn new(cfg: &EngineConfig) -> Self {
+    fn new(cfg: &EngineConfig, specs: &[Spec], rule_state: usize) -> Self {
         let i = &cfg.indicators;
+        let set = (!specs.is_empty()).then(|| IndicatorSet::new(specs.to_vec()));
+        let n = set.as_ref().map_or(0, |s| s.columns().len());
         Self {
             building: None,
             closed_until: UnixNanos::MIN,
@@ -120,24 +131,25 @@ impl Series {
                 .anomaly
                 .enabled
                 .then(|| AnomalyDetector::new(cfg.anomaly.clone())),
-            extra: parse_set(&i.extra.join(","))
-                .ok()
-                .filter(|specs| !specs.is_empty())
-                .map(|specs| {
-                    let set = IndicatorSet::new(specs);
-                    let n = set.columns().len();
-                    (set, vec![f64::NAN; n])
-                }),
+            set,
+            values: vec![f64::NAN; FIRST_INDICATOR + n],
+            rule_state: vec![f64::NAN; rule_state],
         }
     }
 
-    /// Updates every indicator with a closed bar; returns the snapshot once all are ready.
-    fn update(&mut self, c: &Candle) -> Option<Snapshot> {
-        let (h, l, close) = (c.high(), c.low(), c.close());
-        let bar = atalaya_ta::Bar::new(c.open(), h, l, close, c.volume());
-        if let Some((set, values)) = &mut self.extra {
-            set.update(c.open_time(), &bar, values);
+    /// Updates the indicator set and the bar fields of `values`.
+    fn update_values(&mut self, c: &Candle, bar: &atalaya_ta::Bar) {
+        self.values[..5].copy_from_slice(&[c.open(), c.high(), c.low(), c.close(), c.volume()]);
+        self.values[5..FIRST_INDICATOR].fill(f64::NAN);
+        if let Some(set) = &mut self.set {
+            set.update(c.open_time(), bar, &mut self.values[FIRST_INDICATOR..]);
         }
+    }
+
+    /// Updates the decision's indicators with a closed bar; returns the snapshot once all
+    /// are ready.
+    fn update(&mut self, c: &Candle, bar: atalaya_ta::Bar) -> Option<Snapshot> {
+        let (h, l, close) = (c.high(), c.low(), c.close());
         let ema_fast = self.ema_fast.update(close);
         let ema_slow = self.ema_slow.update(close);
         let rsi = self.rsi.update(close);
@@ -170,6 +182,18 @@ impl Series {
     }
 }
 
+/// The slot of an anomaly kind among the rules' values.
+fn anomaly_slot(kind: AnomalyKind) -> usize {
+    let i = match kind {
+        AnomalyKind::Return => 0,
+        AnomalyKind::VolumeSpike => 1,
+        AnomalyKind::Gap => 2,
+        AnomalyKind::VolatilityRegime => 3,
+        AnomalyKind::Multivariate => 4,
+    };
+    BAR_FIELDS.len() + DECISION_FIELDS.len() + i
+}
+
 /// The deterministic core: aggregates trades and candles into bars on the configured
 /// timeframes, closes bars on time (on a later trade, a later candle or a
 /// [`Event::Heartbeat`]), updates the indicators of each closed bar and scores it.
@@ -196,6 +220,12 @@ pub struct Pipeline {
     timeframes: Vec<Timeframe>,
     decide_on: Vec<bool>,
     periods: Periods,
+    specs: Vec<Spec>,
+    rules: Vec<Rule>,
+    /// Where each rule's state starts in a series' `rule_state`.
+    rule_offsets: Vec<usize>,
+    rule_state: usize,
+    stack: Vec<f64>,
     index: HashMap<InstrumentId, u32, BuildHasherDefault<FxHasher>>,
     instruments: Vec<InstrumentId>,
     last_hit: Option<(InstrumentId, u32)>,
@@ -215,6 +245,13 @@ impl Pipeline {
         if !issues.is_empty() {
             return Err(EngineError::Config(issues));
         }
+        let (rules, specs) = cfg.compile_rules().map_err(EngineError::Config)?;
+        let mut rule_offsets = Vec::with_capacity(rules.len());
+        let mut rule_state = 0;
+        for r in &rules {
+            rule_offsets.push(rule_state);
+            rule_state += r.state_len();
+        }
         let mut timeframes = cfg.timeframes.clone();
         timeframes.sort();
         let decide_on = timeframes
@@ -232,6 +269,11 @@ impl Pipeline {
             timeframes,
             decide_on,
             periods,
+            specs,
+            rules,
+            rule_offsets,
+            rule_state,
+            stack: Vec::with_capacity(16),
             index: HashMap::default(),
             instruments: Vec::new(),
             last_hit: None,
@@ -261,9 +303,9 @@ impl Pipeline {
         self.stats
     }
 
-    /// The configured extra indicators (`engine.indicators.extra`) of one series: their column
-    /// names and latest values (NaN while warming up). `None` for an unknown series or when no
-    /// extra indicator is configured.
+    /// The indicators of one series (`engine.indicators.extra`, then those the rules name):
+    /// their column names and latest values (NaN while warming up). `None` for an unknown
+    /// series or when there is no such indicator.
     pub fn indicators(
         &self,
         instrument: InstrumentId,
@@ -271,12 +313,14 @@ impl Pipeline {
     ) -> Option<(&[String], &[f64])> {
         let inst = *self.index.get(&instrument)? as usize;
         let k = self.timeframes.iter().position(|t| *t == timeframe)?;
-        let (set, values) = self
-            .series
-            .get(inst * self.timeframes.len() + k)?
-            .extra
-            .as_ref()?;
-        Some((set.columns(), values))
+        let series = self.series.get(inst * self.timeframes.len() + k)?;
+        let set = series.set.as_ref()?;
+        Some((set.columns(), &series.values[FIRST_INDICATOR..]))
+    }
+
+    /// The compiled trading rules.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
     }
 
     /// The latest event time seen.
@@ -329,7 +373,8 @@ impl Pipeline {
                 self.index.insert(id, i);
                 self.instruments.push(id);
                 for _ in 0..n_tf {
-                    self.series.push(Series::new(&self.cfg));
+                    self.series
+                        .push(Series::new(&self.cfg, &self.specs, self.rule_state));
                 }
                 self.stats.instruments += 1;
                 i
@@ -500,17 +545,25 @@ impl Pipeline {
         self.series[s].closed_until = close_time;
         self.stats.candles_out += 1;
         self.emit(close_time, ts_received, Event::Candle(candle));
+        let bar = atalaya_ta::Bar::new(
+            candle.open(),
+            candle.high(),
+            candle.low(),
+            candle.close(),
+            candle.volume(),
+        );
+        self.series[s].update_values(&candle, &bar);
         if let Some(det) = &mut self.series[s].anomaly {
-            let bar = atalaya_ta::Bar::new(
-                candle.open(),
-                candle.high(),
-                candle.low(),
-                candle.close(),
-                candle.volume(),
-            );
             det.update(&bar, &mut self.anomalies);
             let found = std::mem::take(&mut self.anomalies);
+            for slot in
+                &mut self.series[s].values[anomaly_slot(AnomalyKind::Return)..FIRST_INDICATOR]
+            {
+                *slot = 0.0;
+            }
             for a in &found {
+                self.series[s].values[anomaly_slot(a.kind)] =
+                    if a.direction != 0.0 { a.direction } else { 1.0 };
                 let name = format!("anomaly.{}", a.kind.as_str());
                 if let Ok(sig) = Signal::new(id, tf, name, a.direction, a.explanation.clone()) {
                     self.stats.anomalies += 1;
@@ -520,14 +573,35 @@ impl Pipeline {
             self.anomalies = found;
             self.anomalies.clear();
         }
-        let Some(snapshot) = self.series[s].update(&candle) else {
-            return;
+        let snapshot = if self.cfg.decision.enabled {
+            self.series[s].update(&candle, bar)
+        } else {
+            None
         };
         if !self.decide_on[k] {
             return;
         }
-        let d = decide(&snapshot, self.periods, &self.cfg.decision);
+        if let Some(snapshot) = snapshot {
+            self.decide(s, &snapshot, id, tf, close_time, ts_received);
+        }
+        self.apply_rules(s, id, tf, close_time, ts_received);
+    }
+
+    /// Scores a bar whose indicators are ready; emits an opportunity when it is one.
+    fn decide(
+        &mut self,
+        s: usize,
+        snapshot: &Snapshot,
+        id: InstrumentId,
+        tf: Timeframe,
+        close_time: UnixNanos,
+        ts_received: UnixNanos,
+    ) {
+        let d = decide(snapshot, self.periods, &self.cfg.decision);
         let series = &mut self.series[s];
+        let v = d.values();
+        series.values[BAR_FIELDS.len()..BAR_FIELDS.len() + DECISION_FIELDS.len()]
+            .copy_from_slice(&[d.score, d.confidence, v[0], v[1], v[2], v[3]]);
         if d.kind == OpportunityKind::Hold {
             series.last_kind = OpportunityKind::Hold;
             return;
@@ -542,12 +616,39 @@ impl Pipeline {
             timeframe: tf,
             close_time,
         };
-        let Some(raw) = plan(&d, &snapshot, key, self.periods, &self.cfg.decision) else {
+        let Some(raw) = plan(&d, snapshot, key, self.periods, &self.cfg.decision) else {
             return;
         };
         if let Ok(opp) = Opportunity::new(raw) {
             self.stats.opportunities += 1;
             self.emit(close_time, ts_received, Event::Opportunity(Box::new(opp)));
+        }
+    }
+
+    /// Evaluates every rule on the series' latest values; each hit is a `rule.<name>` signal.
+    fn apply_rules(
+        &mut self,
+        s: usize,
+        id: InstrumentId,
+        tf: Timeframe,
+        close_time: UnixNanos,
+        ts_received: UnixNanos,
+    ) {
+        for r in 0..self.rules.len() {
+            let rule = &self.rules[r];
+            let series = &mut self.series[s];
+            let at = self.rule_offsets[r];
+            let state = &mut series.rule_state[at..at + rule.state_len()];
+            if !rule.eval(&series.values, state, &mut self.stack) {
+                continue;
+            }
+            let reason = rule.explain(&series.values);
+            let name = format!("rule.{}", rule.name());
+            let direction = rule.action().direction();
+            if let Ok(sig) = Signal::new(id, tf, name, direction, reason) {
+                self.stats.rule_hits += 1;
+                self.emit(close_time, ts_received, Event::Signal(Box::new(sig)));
+            }
         }
     }
 }
@@ -782,6 +883,18 @@ mod anomaly_tests {
 mod extra_indicator_tests {
     use super::*;
     use crate::IndicatorConfig;
+    use crate::rules::{RuleAction, RuleConfig};
+    use atalaya_model::NANOS_PER_SECOND;
+
+    const MIN: i64 = 60 * NANOS_PER_SECOND;
+
+    fn id() -> InstrumentId {
+        "sim:BTC/USDT".parse().unwrap()
+    }
+
+    fn env(ts: i64, payload: Event) -> Envelope<Event> {
+        Envelope::new(0, ts, ts, Symbol::new("t").unwrap(), payload)
+    }
 
     #[test]
     fn configured_indicators_are_kept_per_series_and_readable_by_name() {
@@ -850,6 +963,92 @@ mod extra_indicator_tests {
                 .count(),
             2,
             "{issues:?}"
+        );
+        assert!(Pipeline::new(cfg).is_err());
+    }
+
+    fn rule(name: &str, when: &str, action: RuleAction) -> RuleConfig {
+        RuleConfig {
+            name: name.into(),
+            when: when.into(),
+            action,
+        }
+    }
+
+    #[test]
+    fn rules_fire_as_signals_with_their_reason_and_add_their_indicators() {
+        let cfg = EngineConfig {
+            timeframes: vec![Timeframe::M1],
+            decision: crate::DecisionConfig {
+                enabled: false,
+                ..Default::default()
+            },
+            rules: vec![
+                rule("up", "crosses_above(sma_2, sma_4)", RuleAction::Buy),
+                rule("down", "crosses_below(sma_2, sma_4)", RuleAction::Sell),
+                rule("no_score", "score > -2 or confidence >= 0", RuleAction::Buy),
+            ],
+            ..EngineConfig::default()
+        };
+        let mut p = Pipeline::new(cfg).unwrap();
+        // Falls, rises, falls: closes 10 9 8 7 8 9 10 11 10 9 8 7.
+        let closes = [
+            10.0, 9.0, 8.0, 7.0, 8.0, 9.0, 10.0, 11.0, 10.0, 9.0, 8.0, 7.0,
+        ];
+        let mut hits = Vec::new();
+        for (i, px) in closes.into_iter().enumerate() {
+            let c = Candle::new(id(), Timeframe::M1, i as i64 * MIN, [px; 4], 1.0, 1).unwrap();
+            let out = p.process(&env(c.close_time(), Event::Candle(c)));
+            for e in out {
+                if let Event::Signal(sig) = &e.payload {
+                    hits.push((
+                        i,
+                        sig.name().to_owned(),
+                        sig.direction(),
+                        sig.reason().to_owned(),
+                    ));
+                }
+            }
+        }
+        let when: Vec<(usize, &str)> = hits.iter().map(|h| (h.0, h.1.as_str())).collect();
+        // sma_2 > sma_4 first at bar 5 (8.5 vs 8), below again at bar 9 (9.5 vs 10).
+        assert_eq!(when, vec![(5, "rule.up"), (9, "rule.down")], "{hits:?}");
+        assert_eq!(hits[0].2, 1.0);
+        assert_eq!(hits[1].2, -1.0);
+        assert_eq!(
+            hits[0].3,
+            "rule up held: crosses_above(sma_2, sma_4) (sma_2=8.5, sma_4=8)"
+        );
+        assert_eq!(p.stats().rule_hits, 2);
+        assert_eq!(p.stats().opportunities, 0, "the decision is off");
+        let (names, _) = p.indicators(id(), Timeframe::M1).unwrap();
+        assert_eq!(names, &["sma_2".to_owned(), "sma_4".to_owned()]);
+    }
+
+    #[test]
+    fn bad_rules_are_configuration_errors_pointing_into_the_text() {
+        let cfg = EngineConfig {
+            rules: vec![
+                rule("ok", "rsi_14 < 30 and close > ema_200", RuleAction::Buy),
+                rule("ok", "rsi_14 > 70", RuleAction::Sell),
+                rule("typo", "rsi_14 < 30 and clsoe > 1", RuleAction::Buy),
+                rule("", "close > 1", RuleAction::Buy),
+            ],
+            ..EngineConfig::default()
+        };
+        let issues = cfg.validate();
+        let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["rules[1].name", "rules[3].name", "rules[2].when"],
+            "{issues:?}"
+        );
+        assert!(
+            issues[2]
+                .message
+                .starts_with("at column 17: unknown name `clsoe`"),
+            "{}",
+            issues[2].message
         );
         assert!(Pipeline::new(cfg).is_err());
     }

@@ -268,6 +268,37 @@ impl Spec {
         suffixes.iter().map(|s| format!("{base}{s}")).collect()
     }
 
+    /// The specification whose columns include `column` (`rsi_14` → `rsi:14`,
+    /// `macd_12_26_9_signal` → `macd:12:26:9`, `plus_di_14` → `plus_di:14`,
+    /// `cdlhammer` → `cdlhammer`); `None` when no indicator writes such a column.
+    pub fn for_column(column: &str) -> Option<Spec> {
+        let column = column.to_ascii_lowercase();
+        let tokens: Vec<&str> = column.split('_').collect();
+        for k in 1..=tokens.len() {
+            let base = tokens[..k].join("_");
+            if usage(&base).is_none() {
+                continue;
+            }
+            let numeric = tokens[k..]
+                .iter()
+                .take_while(|t| t.parse::<f64>().is_ok())
+                .count();
+            for n in (0..=numeric).rev() {
+                let mut text = base.clone();
+                for t in &tokens[k..k + n] {
+                    text.push(':');
+                    text.push_str(t);
+                }
+                if let Ok(spec) = text.parse::<Spec>()
+                    && spec.columns().contains(&column)
+                {
+                    return Some(spec);
+                }
+            }
+        }
+        None
+    }
+
     fn build(&self) -> Box<dyn Columns> {
         let p = &self.params;
         let n = |i: usize| p.get(i).map_or(1, |x| *x as usize);
@@ -475,6 +506,37 @@ mod tests {
         assert_eq!(errs.len(), 5);
         assert!(errs[1].to_string().contains("unknown indicator \"foo\""));
         assert!(errs[0].to_string().contains("expected name:period"));
+    }
+
+    #[test]
+    fn specs_are_found_from_column_names() {
+        for (col, spec) in [
+            ("rsi_14", "rsi:14"),
+            ("sma_200", "sma:200"),
+            ("macd_12_26_9_signal", "macd:12:26:9"),
+            ("plus_di_14", "plus_di:14"),
+            ("bbands_20_2.5_upper", "bbands:20:2.5"),
+            ("CDLHAMMER", "cdlhammer"),
+            ("supertrend_10_3_direction", "supertrend:10:3"),
+            ("vwap", "vwap"),
+            ("linreg_slope_20", "linreg_slope:20"),
+        ] {
+            assert_eq!(
+                Spec::for_column(col).map(|s| s.to_string()),
+                Some(spec.to_owned()),
+                "{col}"
+            );
+        }
+        for bad in [
+            "rsi",
+            "rsi_0",
+            "sma_x",
+            "foo_3",
+            "macd_12_26_9_bogus",
+            "close",
+        ] {
+            assert_eq!(Spec::for_column(bad), None, "{bad}");
+        }
     }
 
     #[test]
