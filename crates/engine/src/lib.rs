@@ -18,6 +18,8 @@ mod config;
 pub mod decision;
 mod error;
 mod pipeline;
+pub mod portfolio;
+pub mod risk;
 pub mod rules;
 
 pub use config::{
@@ -25,4 +27,8 @@ pub use config::{
 };
 pub use error::EngineError;
 pub use pipeline::{Pipeline, PipelineStats};
+pub use portfolio::{
+    AuditEntry, ClosedTrade, EntrySource, EquityPoint, FillAt, PaperTrader, PortfolioConfig,
+};
+pub use risk::{RiskConfig, Sizing};
 pub use rules::{Rule, RuleAction, RuleConfig, RuleError};
