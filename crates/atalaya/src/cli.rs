@@ -29,6 +29,9 @@ pub enum Command {
     Run(RunArgs),
     /// Run the pipeline over history files as fast as possible and summarise what it found.
     Replay(ReplayArgs),
+    /// Backtest the configured strategy (rules, or the decision's opportunities) on history
+    /// files through the live pipeline and paper trader; compare with buy-and-hold.
+    Backtest(BacktestArgs),
     /// Compute technical indicators over a history file, one column per output.
     Indicators(IndicatorsArgs),
     /// Measure what chart patterns were worth: forward returns after each pattern against all
@@ -118,6 +121,35 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `atalaya backtest`.
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// Binance kline CSV or freqtrade JSON files (one per instrument, or several periods).
+    #[arg(long, required = true, num_args = 1.., value_name = "FILES")]
+    pub data: Vec<PathBuf>,
+    /// Bar timeframe of the files (default: from the file name, else from the rows).
+    #[arg(long, value_name = "TF")]
+    pub timeframe: Option<Timeframe>,
+    /// Instrument of every file (default: from each file name).
+    #[arg(long, value_name = "venue:BASE/QUOTE")]
+    pub instrument: Option<InstrumentId>,
+    /// Venue for instruments read from file names.
+    #[arg(long, default_value = "binance")]
+    pub venue: String,
+    /// Only bars opening at or after this time (YYYY-MM-DD or ISO-8601 UTC).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only bars opening before this time.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Folder for trades.csv, metrics.json, equity.svg and audit.jsonl.
+    #[arg(long, default_value = "backtest", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print the metrics as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use atalaya_alerts::ConsoleConfig;
 use atalaya_alerts::routing::Routes;
-use atalaya_engine::EngineConfig;
+use atalaya_engine::{EngineConfig, PortfolioConfig, RiskConfig};
 use atalaya_server::ServerConfig;
 use atalaya_sources::SimConfig;
 use atalaya_store::StoreConfig;
@@ -48,6 +48,10 @@ pub struct AppConfig {
     pub bus: BusConfig,
     /// Alert channels.
     pub alerts: AlertsConfig,
+    /// The paper portfolio (backtests, and the live paper trader).
+    pub portfolio: PortfolioConfig,
+    /// The risk manager's limits.
+    pub risk: RiskConfig,
 }
 
 /// Live sources.
@@ -420,6 +424,19 @@ pub fn load(
             path,
             message: i.message,
         });
+    }
+    for (section, issues) in [
+        ("portfolio", config.portfolio.validate()),
+        ("risk", config.risk.validate()),
+    ] {
+        for i in issues {
+            let path = format!("{section}.{}", i.path);
+            problems.push(Problem {
+                origin: origin_of(&path),
+                path,
+                message: i.message,
+            });
+        }
     }
     for (p, m) in config.sim.validate() {
         let path = format!("sim.{p}");

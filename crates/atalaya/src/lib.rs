@@ -2,6 +2,7 @@
 //! integration tests can drive them in-process. `main.rs` parses the command line, sets up
 //! logging and maps errors to exit codes.
 
+pub mod backtest;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -225,6 +225,24 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let st = atalaya::patterns::study(&a.files, &a.until, &horizons, a.zigzag_atr)?;
             print!("{}", st.markdown());
         }
+        Command::Backtest(a) => {
+            let opts = ReplayOptions {
+                files: a.data,
+                timeframe: a.timeframe,
+                instrument: a.instrument,
+                venue: a.venue,
+                from: a.from,
+                to: a.to,
+                save: false,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let outcome = atalaya::backtest::backtest(&cfg, &opts, &a.out)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&outcome.backtest)?);
+            } else {
+                print!("{}", atalaya::backtest::describe(&outcome));
+            }
+        }
         Command::Replay(a) => {
             let cfg = with_db(cfg, a.db.as_deref());
             let opts = ReplayOptions {

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use atalaya_engine::{Pipeline, PipelineStats};
+use atalaya_engine::{EngineConfig, Pipeline, PipelineStats};
 use atalaya_model::{Event, InstrumentId, Timeframe, UnixNanos, parse_utc};
-use atalaya_sources::replay::{self, LoadOptions, ReplayReport};
+use atalaya_sources::replay::{self, LoadOptions, LoadedSeries, ReplayReport};
 use atalaya_store::Batch;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -93,8 +93,11 @@ impl ReplaySummary {
     }
 }
 
-/// Loads, merges and replays; writes to the store when asked.
-pub async fn replay(cfg: &AppConfig, opts: &ReplayOptions) -> anyhow::Result<ReplaySummary> {
+/// The files of `opts` loaded (gaps and malformed rows logged), and the `--from`/`--to`
+/// bounds parsed.
+pub fn load_inputs(
+    opts: &ReplayOptions,
+) -> anyhow::Result<(Vec<LoadedSeries>, Option<UnixNanos>, Option<UnixNanos>)> {
     let load = LoadOptions {
         instrument: opts.instrument,
         timeframe: opts.timeframe,
@@ -120,25 +123,38 @@ pub async fn replay(cfg: &AppConfig, opts: &ReplayOptions) -> anyhow::Result<Rep
         .map(parse_utc)
         .transpose()
         .context("--to")?;
+    Ok((series, from, to))
+}
+
+/// The engine configuration adapted to the inputs: it builds the input timeframes and every
+/// configured timeframe they can make, and decides only on those.
+pub fn engine_for_inputs(engine: &EngineConfig, series: &[LoadedSeries]) -> EngineConfig {
     let input: Vec<Timeframe> = {
         let mut v: Vec<Timeframe> = series.iter().map(|s| s.report.timeframe).collect();
         v.sort();
         v.dedup();
         v
     };
-    // Build the input timeframes and every configured timeframe that they can make.
-    let mut engine = cfg.engine.clone();
+    let mut out = engine.clone();
     let mut tfs = input.clone();
     tfs.extend(
-        cfg.engine
+        engine
             .timeframes
             .iter()
             .filter(|tf| input.iter().any(|i| tf.is_multiple_of(*i))),
     );
     tfs.sort();
     tfs.dedup();
-    engine.decision_timeframes.retain(|tf| tfs.contains(tf));
-    engine.timeframes = tfs.clone();
+    out.decision_timeframes.retain(|tf| tfs.contains(tf));
+    out.timeframes = tfs;
+    out
+}
+
+/// Loads, merges and replays; writes to the store when asked.
+pub async fn replay(cfg: &AppConfig, opts: &ReplayOptions) -> anyhow::Result<ReplaySummary> {
+    let (series, from, to) = load_inputs(opts)?;
+    let engine = engine_for_inputs(&cfg.engine, &series);
+    let tfs = engine.timeframes.clone();
     let mut pipeline = Pipeline::new(engine)?;
     let merged = replay::merge(&series, from, to)?;
     let span = match (

@@ -222,6 +222,10 @@ pub struct PaperTrader {
     breaker: Breaker,
     bars: u64,
     refused: u64,
+    /// Whether anything reads the ATR (stops, targets, trailing, volatility sizing).
+    needs_atr: bool,
+    /// Whether the correlation limit can matter (more than one position allowed).
+    needs_returns: bool,
 }
 
 fn dec(x: f64) -> Option<Decimal> {
@@ -237,7 +241,14 @@ impl PaperTrader {
             EntrySource::Rules => true,
             EntrySource::Opportunities => false,
         };
+        let needs_atr = risk.stop_atr > 0.0
+            || risk.target_atr > 0.0
+            || risk.trailing_atr > 0.0
+            || risk.sizing != crate::risk::Sizing::AllIn;
+        let needs_returns = risk.max_open_positions > 1 && risk.max_correlation < 1.0;
         Self {
+            needs_atr,
+            needs_returns,
             slip: cfg.slippage_bps / 10_000.0,
             fee_f: cfg.fee_rate.to_f64().unwrap_or(0.0),
             cash: cfg.initial_cash,
@@ -282,6 +293,16 @@ impl PaperTrader {
     /// The audit stream.
     pub fn audit(&self) -> &[AuditEntry] {
         &self.audit
+    }
+
+    /// Reserves room for `bars` more equity points.
+    pub fn reserve(&mut self, bars: usize) {
+        self.equity.reserve(bars);
+    }
+
+    /// The closed trades, equity curve and audit stream, taken out of the trader.
+    pub fn into_parts(self) -> (Vec<ClosedTrade>, Vec<EquityPoint>, Vec<AuditEntry>) {
+        (self.trades, self.equity, self.audit)
     }
 
     /// Entries refused by the risk manager.
@@ -383,13 +404,14 @@ impl PaperTrader {
         }
         self.check_exits(i, ts, open, high, low);
         let inst = &mut self.insts[i];
-        if let Some(a) = inst
-            .atr
-            .update(atalaya_ta::Bar::new(open, high, low, close, 0.0))
+        if self.needs_atr
+            && let Some(a) = inst
+                .atr
+                .update(atalaya_ta::Bar::new(open, high, low, close, 0.0))
         {
             inst.atr_value = a;
         }
-        if inst.last_close > 0.0 {
+        if self.needs_returns && inst.last_close > 0.0 {
             if inst.returns.len() == self.risk.correlation_window {
                 inst.returns.pop_front();
             }
@@ -547,7 +569,11 @@ impl PaperTrader {
         let equity = self.equity_now();
         let bars_per_day = 86_400e9 / self.timeframe.nanos() as f64;
         let atr_daily = atr * bars_per_day.sqrt();
-        let kelly = kelly_fraction(&self.risk, &self.wins, &self.losses);
+        let kelly = if self.risk.sizing == crate::risk::Sizing::Kelly {
+            kelly_fraction(&self.risk, &self.wins, &self.losses)
+        } else {
+            None
+        };
         let Some(raw) = raw_quantity(&self.risk, equity, price, stop_dist, atr_daily, kelly) else {
             return refuse(
                 self,

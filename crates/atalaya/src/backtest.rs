@@ -1,0 +1,175 @@
+//! `atalaya backtest`: the live pipeline and paper trader over history files, with metrics
+//! beside buy-and-hold and the reports written to a folder.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use atalaya_backtest::{Backtest, Metrics, Settings, run, write_reports};
+use atalaya_model::InstrumentId;
+use atalaya_sources::replay;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::AppConfig;
+use crate::replay::{ReplayOptions, engine_for_inputs, load_inputs};
+
+/// What `atalaya backtest` produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The backtest.
+    pub backtest: Backtest,
+    /// The files written.
+    pub files: Vec<PathBuf>,
+    /// Wall time of the run, in seconds.
+    pub seconds: f64,
+    /// Bars fed in.
+    pub bars: u64,
+    /// The fee rate charged per fill.
+    pub fee_rate: rust_decimal::Decimal,
+    /// The slippage per fill, in basis points.
+    pub slippage_bps: f64,
+}
+
+/// Loads the files, runs the backtest and writes its reports into `out`.
+pub fn backtest(
+    cfg: &AppConfig,
+    opts: &ReplayOptions,
+    out: &std::path::Path,
+) -> anyhow::Result<Outcome> {
+    let (series, from, to) = load_inputs(opts)?;
+    let mut instruments: Vec<InstrumentId> = Vec::new();
+    for s in &series {
+        if !instruments.contains(&s.report.instrument) {
+            instruments.push(s.report.instrument);
+        }
+    }
+    let settings = Settings {
+        engine: engine_for_inputs(&cfg.engine, &series),
+        portfolio: cfg.portfolio.clone(),
+        risk: cfg.risk.clone(),
+    };
+    let merged = replay::merge(&series, from, to)?;
+    let bars = merged.len() as u64;
+    let pb = if opts.progress {
+        ProgressBar::new(bars)
+    } else {
+        ProgressBar::hidden()
+    };
+    pb.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} bars {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let t0 = Instant::now();
+    let bt = run(&settings, &instruments, merged.envelopes(), &mut |n| {
+        pb.set_position(n);
+    })
+    .context("backtest")?;
+    let seconds = t0.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    let files = write_reports(&bt, out)?;
+    Ok(Outcome {
+        backtest: bt,
+        files,
+        seconds,
+        bars,
+        fee_rate: cfg.portfolio.fee_rate,
+        slippage_bps: cfg.portfolio.slippage_bps,
+    })
+}
+
+fn pct(x: f64) -> String {
+    format!("{:+.2}%", x * 100.0)
+}
+
+fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    x.map_or_else(|| "-".to_owned(), f)
+}
+
+/// The side-by-side table printed after a backtest.
+pub fn describe(o: &Outcome) -> String {
+    let bt = &o.backtest;
+    let (s, h): (&Metrics, &Metrics) = (&bt.metrics, &bt.buy_and_hold);
+    let ids: Vec<String> = bt.instruments.iter().map(ToString::to_string).collect();
+    let mut out = format!(
+        "backtest of {} on {} bars, {} to {} ({} bars in {:.2}s)\n",
+        ids.join(", "),
+        bt.timeframe,
+        s.start,
+        s.end,
+        o.bars,
+        o.seconds
+    );
+    out.push_str(&format!(
+        "{:<18} {:>14} {:>14}\n",
+        "", "strategy", "buy and hold"
+    ));
+    let rows: [(&str, String, String); 13] = [
+        (
+            "final equity",
+            format!("{:.2}", s.final_equity),
+            format!("{:.2}", h.final_equity),
+        ),
+        ("total return", pct(s.total_return), pct(h.total_return)),
+        ("CAGR", pct(s.cagr), pct(h.cagr)),
+        (
+            "Sharpe",
+            format!("{:.2}", s.sharpe),
+            format!("{:.2}", h.sharpe),
+        ),
+        (
+            "Sortino",
+            format!("{:.2}", s.sortino),
+            format!("{:.2}", h.sortino),
+        ),
+        ("max drawdown", pct(-s.max_drawdown), pct(-h.max_drawdown)),
+        (
+            "Calmar",
+            format!("{:.2}", s.calmar),
+            format!("{:.2}", h.calmar),
+        ),
+        ("trades", s.trades.to_string(), h.trades.to_string()),
+        (
+            "win rate",
+            opt(s.win_rate, |w| format!("{:.1}%", w * 100.0)),
+            "-".into(),
+        ),
+        (
+            "profit factor",
+            opt(s.profit_factor, |p| format!("{p:.2}")),
+            "-".into(),
+        ),
+        (
+            "average trade",
+            opt(s.avg_trade, |a| format!("{a:.2}")),
+            "-".into(),
+        ),
+        ("average return", opt(s.avg_trade_return, pct), "-".into()),
+        (
+            "exposure",
+            format!("{:.1}%", s.exposure * 100.0),
+            "100.0%".into(),
+        ),
+    ];
+    for (name, a, b) in rows {
+        out.push_str(&format!("{name:<18} {a:>14} {b:>14}\n"));
+    }
+    if bt.refused > 0 {
+        out.push_str(&format!(
+            "the risk manager refused {} entries (see audit.jsonl)\n",
+            bt.refused
+        ));
+    }
+    let verdict = if s.total_return > h.total_return {
+        "beat"
+    } else {
+        "lost to"
+    };
+    out.push_str(&format!(
+        "the strategy {verdict} buy-and-hold on total return (fee rate {} per fill and {} bps of slippage included)\n",
+        o.fee_rate, o.slippage_bps
+    ));
+    for f in &o.files {
+        out.push_str(&format!("wrote {}\n", f.display()));
+    }
+    out
+}

@@ -1,0 +1,252 @@
+//! The backtest harness: the live [`Pipeline`] and [`PaperTrader`] over history, with the
+//! metrics of the strategy beside buy-and-hold of the same instruments, and the reports
+//! (trade list CSV, metrics JSON, equity and drawdown SVG, audit JSON lines).
+//!
+//! Nothing here is specific to backtests except the driving loop: the envelopes go through
+//! the same `Pipeline::process` and `PaperTrader::on_event` a live run calls, so a backtest is
+//! a replay of what the agent would have done. Identical input gives identical output.
+
+mod metrics;
+mod report;
+pub mod strategies;
+
+use atalaya_engine::{
+    AuditEntry, ClosedTrade, EngineConfig, EngineError, EquityPoint, PaperTrader, Pipeline,
+    PipelineStats, PortfolioConfig, RiskConfig,
+};
+use atalaya_model::{Envelope, Event, InstrumentId, Timeframe, UnixNanos};
+use rust_decimal::prelude::ToPrimitive;
+use serde::Serialize;
+
+pub use metrics::{Metrics, drawdowns, metrics};
+pub use report::{equity_svg, trades_csv, write_reports};
+
+/// Errors from a backtest.
+#[derive(Debug, thiserror::Error)]
+pub enum BacktestError {
+    /// The engine, portfolio or risk configuration is unusable.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The portfolio or risk section is invalid.
+    #[error("invalid {section} configuration: {problems}")]
+    Config {
+        /// `portfolio` or `risk`.
+        section: &'static str,
+        /// Every problem, `path: message`, joined.
+        problems: String,
+    },
+    /// The input held no bar of the traded timeframe.
+    #[error(
+        "no {0} bars in the input: nothing was traded (is the data's timeframe shorter than or equal to the traded one?)"
+    )]
+    NoBars(Timeframe),
+    /// A report could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Everything a backtest is configured by.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Settings {
+    /// The pipeline: timeframes, indicators, decision, rules.
+    pub engine: EngineConfig,
+    /// The paper portfolio.
+    pub portfolio: PortfolioConfig,
+    /// The risk manager.
+    pub risk: RiskConfig,
+}
+
+impl Settings {
+    /// The timeframe traded: the portfolio's, or the shortest decision timeframe.
+    pub fn trading_timeframe(&self) -> Timeframe {
+        self.portfolio.timeframe.unwrap_or_else(|| {
+            self.engine
+                .decision_timeframes()
+                .iter()
+                .min()
+                .copied()
+                .unwrap_or(Timeframe::H1)
+        })
+    }
+
+    fn check(&self) -> Result<(), BacktestError> {
+        for (section, problems) in [
+            ("portfolio", self.portfolio.validate()),
+            ("risk", self.risk.validate()),
+        ] {
+            if !problems.is_empty() {
+                return Err(BacktestError::Config {
+                    section,
+                    problems: problems
+                        .iter()
+                        .map(|p| format!("{}: {}", p.path, p.message))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a backtest produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct Backtest {
+    /// The timeframe traded.
+    pub timeframe: Timeframe,
+    /// The instruments, as given.
+    pub instruments: Vec<InstrumentId>,
+    /// The pipeline's counters.
+    pub pipeline: PipelineStats,
+    /// The strategy's metrics.
+    pub metrics: Metrics,
+    /// Buy-and-hold of the same instruments, equal weights, same fees.
+    pub buy_and_hold: Metrics,
+    /// Entries the risk manager refused.
+    pub refused: u64,
+    /// Closed trades.
+    #[serde(skip)]
+    pub trades: Vec<ClosedTrade>,
+    /// The strategy's equity curve.
+    #[serde(skip)]
+    pub equity: Vec<EquityPoint>,
+    /// Buy-and-hold equity at the same points.
+    #[serde(skip)]
+    pub benchmark: Vec<f64>,
+    /// The audit stream.
+    #[serde(skip)]
+    pub audit: Vec<AuditEntry>,
+}
+
+/// Buy-and-hold: the initial cash split equally, each part bought at its instrument's first
+/// bar close (less the fee) and held.
+struct Hold {
+    fee: f64,
+    idle: f64,
+    per: f64,
+    legs: Vec<(InstrumentId, f64, f64)>,
+}
+
+impl Hold {
+    fn value(&self) -> f64 {
+        self.idle + self.legs.iter().map(|(_, u, px)| u * px).sum::<f64>()
+    }
+    fn on_close(&mut self, id: InstrumentId, close: f64) {
+        match self.legs.iter_mut().find(|l| l.0 == id) {
+            Some(leg) => leg.2 = close,
+            None if self.idle >= self.per * 0.999_999 && close > 0.0 => {
+                self.idle -= self.per;
+                self.legs
+                    .push((id, self.per * (1.0 - self.fee) / close, close));
+            }
+            None => {}
+        }
+    }
+}
+
+/// Runs `input` (time-ordered market envelopes of `instruments`) through the pipeline and
+/// the paper trader; `progress` is called with the number of envelopes done every 65,536.
+pub fn run<I>(
+    settings: &Settings,
+    instruments: &[InstrumentId],
+    input: I,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Backtest, BacktestError>
+where
+    I: IntoIterator<Item = Envelope<Event>>,
+{
+    settings.check()?;
+    let tf = settings.trading_timeframe();
+    let mut pipeline = Pipeline::new(settings.engine.clone())?;
+    let mut trader = PaperTrader::new(
+        settings.portfolio.clone(),
+        settings.risk.clone(),
+        tf,
+        !settings.engine.rules.is_empty(),
+    );
+    let cash = settings.portfolio.initial_cash.to_f64().unwrap_or(0.0);
+    let n = instruments.len().max(1) as f64;
+    let mut hold = Hold {
+        fee: settings.portfolio.fee_rate.to_f64().unwrap_or(0.0),
+        idle: cash,
+        per: cash / n,
+        legs: Vec::with_capacity(instruments.len()),
+    };
+    let input = input.into_iter();
+    let hint = input.size_hint().0;
+    trader.reserve(hint);
+    let mut benchmark: Vec<f64> = Vec::with_capacity(hint);
+    let mut last_ts: UnixNanos = UnixNanos::MIN;
+    for (k, env) in input.enumerate() {
+        for out in pipeline.process(&env) {
+            trader.on_event(out);
+            if let Event::Candle(c) = &out.payload
+                && c.timeframe() == tf
+            {
+                last_ts = last_ts.max(c.close_time());
+                hold.on_close(c.instrument(), c.close());
+                let v = hold.value();
+                if benchmark.len() < trader.equity().len() {
+                    benchmark.push(v);
+                } else if let Some(last) = benchmark.last_mut() {
+                    *last = v;
+                }
+            }
+        }
+        if k & 0xFFFF == 0xFFFF {
+            progress(k as u64 + 1);
+        }
+    }
+    if trader.equity().is_empty() {
+        return Err(BacktestError::NoBars(tf));
+    }
+    trader.close_all(last_ts, "end of the backtest");
+    if let Some(last) = benchmark.last_mut() {
+        *last = hold.idle + (*last - hold.idle) * (1.0 - hold.fee);
+    }
+    let refused = trader.refused();
+    let (trades, equity, audit) = trader.into_parts();
+    let mut m = metrics(&equity, |p| p.equity, cash, Some(&trades), tf);
+    m.exposure = equity.iter().filter(|p| p.exposure > 0.0).count() as f64 / equity.len() as f64;
+    let bh_points: Vec<(UnixNanos, f64)> = equity
+        .iter()
+        .zip(&benchmark)
+        .map(|(p, b)| (p.ts, *b))
+        .collect();
+    let bh = metrics(&bh_points, |p| p.1, cash, None, tf);
+    Ok(Backtest {
+        timeframe: tf,
+        instruments: instruments.to_vec(),
+        pipeline: pipeline.stats(),
+        metrics: m,
+        buy_and_hold: bh,
+        refused,
+        trades,
+        equity,
+        benchmark,
+        audit,
+    })
+}
+
+/// Points with a time, for [`metrics`].
+pub trait Timed {
+    /// The point's time.
+    fn ts(&self) -> UnixNanos;
+}
+
+impl Timed for EquityPoint {
+    fn ts(&self) -> UnixNanos {
+        self.ts
+    }
+}
+
+impl Timed for (UnixNanos, f64) {
+    fn ts(&self) -> UnixNanos {
+        self.0
+    }
+}

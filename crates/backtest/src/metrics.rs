@@ -1,0 +1,188 @@
+//! Performance metrics of an equity curve and its trades.
+//!
+//! Returns are bar to bar; annualisation assumes markets that never close (365 days a year,
+//! as crypto trades). Sharpe and Sortino use a zero risk-free rate. Drawdown is measured on
+//! the curve's points (bar closes).
+
+use atalaya_engine::ClosedTrade;
+use atalaya_model::{Timeframe, UnixNanos, format_utc};
+use rust_decimal::prelude::ToPrimitive;
+use serde::Serialize;
+
+use crate::Timed;
+
+const YEAR_NS: f64 = 365.0 * 86_400e9;
+
+/// The figures the backtest reports, for the strategy and for buy-and-hold.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Metrics {
+    /// First point (UTC).
+    pub start: String,
+    /// Last point (UTC).
+    pub end: String,
+    /// Points on the curve.
+    pub bars: usize,
+    /// Starting equity.
+    pub initial_equity: f64,
+    /// Final equity.
+    pub final_equity: f64,
+    /// Final over initial, minus one.
+    pub total_return: f64,
+    /// Compound annual growth rate over the span.
+    pub cagr: f64,
+    /// Annualised mean over standard deviation of bar returns.
+    pub sharpe: f64,
+    /// Annualised mean over downside deviation of bar returns.
+    pub sortino: f64,
+    /// Largest fall from a peak, as a fraction of the peak.
+    pub max_drawdown: f64,
+    /// CAGR over maximum drawdown.
+    pub calmar: f64,
+    /// Closed trades (the number of instruments bought, for buy-and-hold).
+    pub trades: usize,
+    /// Winning trades over trades.
+    pub win_rate: Option<f64>,
+    /// Gross profit over gross loss (`None` without losing trades).
+    pub profit_factor: Option<f64>,
+    /// Mean P&L per trade in the quote currency.
+    pub avg_trade: Option<f64>,
+    /// Mean return per trade.
+    pub avg_trade_return: Option<f64>,
+    /// Fraction of bars with a position open.
+    pub exposure: f64,
+}
+
+/// Drawdown at each point: `1 − value / running peak`.
+pub fn drawdowns(values: impl IntoIterator<Item = f64>) -> Vec<f64> {
+    let mut peak = f64::MIN;
+    values
+        .into_iter()
+        .map(|v| {
+            peak = peak.max(v);
+            if peak > 0.0 { 1.0 - v / peak } else { 0.0 }
+        })
+        .collect()
+}
+
+fn finite(x: f64) -> f64 {
+    if x.is_finite() { x } else { 0.0 }
+}
+
+/// Metrics of `points` (valued by `value`) that started from `initial`; `trades` are the
+/// strategy's (`None` for buy-and-hold, which counts one trade per bought instrument and
+/// is always exposed).
+pub fn metrics<P: Timed>(
+    points: &[P],
+    value: impl Fn(&P) -> f64,
+    initial: f64,
+    trades: Option<&[ClosedTrade]>,
+    tf: Timeframe,
+) -> Metrics {
+    let values: Vec<f64> = points.iter().map(&value).collect();
+    let final_equity = values.last().copied().unwrap_or(initial);
+    let total_return = if initial > 0.0 {
+        final_equity / initial - 1.0
+    } else {
+        0.0
+    };
+    let (t0, t1): (UnixNanos, UnixNanos) = match (points.first(), points.last()) {
+        // The first point is a bar close: the span starts one bar earlier.
+        (Some(a), Some(b)) => (a.ts() - tf.nanos(), b.ts()),
+        _ => (0, 0),
+    };
+    let years = (t1 - t0) as f64 / YEAR_NS;
+    let cagr = if years > 0.0 && final_equity > 0.0 && initial > 0.0 {
+        (final_equity / initial).powf(1.0 / years) - 1.0
+    } else {
+        -1.0_f64.max(total_return)
+    };
+    let mut prev = initial;
+    let mut rets = Vec::with_capacity(values.len());
+    for &v in &values {
+        rets.push(if prev > 0.0 { v / prev - 1.0 } else { 0.0 });
+        prev = v;
+    }
+    let n = rets.len().max(1) as f64;
+    let mean = rets.iter().sum::<f64>() / n;
+    let var = rets.iter().map(|r| (r - mean) * (r - mean)).sum::<f64>() / (n - 1.0).max(1.0);
+    let down = (rets.iter().map(|r| r.min(0.0) * r.min(0.0)).sum::<f64>() / n).sqrt();
+    let per_year = YEAR_NS / tf.nanos() as f64;
+    let sharpe = finite(mean / var.sqrt() * per_year.sqrt());
+    let sortino = finite(mean / down * per_year.sqrt());
+    let max_drawdown = drawdowns(std::iter::once(initial).chain(values.iter().copied()))
+        .into_iter()
+        .fold(0.0, f64::max);
+    let calmar = if max_drawdown > 0.0 {
+        cagr / max_drawdown
+    } else {
+        0.0
+    };
+    let (count, win_rate, profit_factor, avg_trade, avg_trade_return) = match trades {
+        Some(ts) if !ts.is_empty() => {
+            let pnls: Vec<f64> = ts.iter().map(|t| t.pnl.to_f64().unwrap_or(0.0)).collect();
+            let wins = pnls.iter().filter(|p| **p > 0.0).count();
+            let gross_win = pnls.iter().filter(|p| **p > 0.0).fold(0.0, |a, p| a + p);
+            let gross_loss = pnls.iter().filter(|p| **p < 0.0).fold(0.0, |a, p| a - p);
+            let k = ts.len() as f64;
+            (
+                ts.len(),
+                Some(wins as f64 / k),
+                (gross_loss > 0.0).then(|| gross_win / gross_loss),
+                Some(pnls.iter().sum::<f64>() / k),
+                Some(ts.iter().map(|t| t.return_pct).sum::<f64>() / k),
+            )
+        }
+        Some(_) => (0, None, None, None, None),
+        None => (points.len().min(1), None, None, None, None),
+    };
+    let fmt = |t: UnixNanos| format_utc(t);
+    Metrics {
+        start: fmt(t0),
+        end: fmt(t1),
+        bars: points.len(),
+        initial_equity: initial,
+        final_equity,
+        total_return,
+        cagr,
+        sharpe,
+        sortino,
+        max_drawdown,
+        calmar,
+        trades: count,
+        win_rate,
+        profit_factor,
+        avg_trade,
+        avg_trade_return,
+        exposure: if trades.is_some() { 0.0 } else { 1.0 },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000_000_000;
+
+    #[test]
+    fn a_curve_computed_by_hand() {
+        // 100 → 110 → 99 → 121 over three hourly bars.
+        let pts: Vec<(UnixNanos, f64)> = vec![(H, 110.0), (2 * H, 99.0), (3 * H, 121.0)];
+        let m = metrics(&pts, |p| p.1, 100.0, None, Timeframe::H1);
+        assert!((m.total_return - 0.21).abs() < 1e-12);
+        assert!((m.max_drawdown - 0.1).abs() < 1e-12, "110 → 99");
+        // Returns 0.1, -0.1, 0.2222…: mean 0.0740740…, sample sd 0.1613…
+        let r = [0.1, -0.1, 121.0 / 99.0 - 1.0];
+        let mean = r.iter().sum::<f64>() / 3.0;
+        let sd = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+        let want = mean / sd * (365.0 * 24.0f64).sqrt();
+        assert!((m.sharpe - want).abs() < 1e-9, "{} vs {want}", m.sharpe);
+        let dd = (0.01f64 / 3.0).sqrt();
+        assert!((m.sortino - mean / dd * (365.0 * 24.0f64).sqrt()).abs() < 1e-9);
+        // Three hours is 3/8760 of a year.
+        let cagr = 1.21f64.powf(8760.0 / 3.0) - 1.0;
+        assert!((m.cagr / cagr - 1.0).abs() < 1e-9);
+        assert_eq!(m.start, "1970-01-01T00:00:00Z");
+        assert_eq!(m.end, "1970-01-01T03:00:00Z");
+        assert_eq!(drawdowns([1.0, 2.0, 1.5, 3.0]), vec![0.0, 0.0, 0.25, 0.0]);
+    }
+}
