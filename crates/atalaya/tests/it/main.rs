@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers panic on failure by design.
 
+mod backtest;
 mod cli;
 mod demo;
 mod patterns;
