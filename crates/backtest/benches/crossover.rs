@@ -76,7 +76,7 @@ fn bench(c: &mut Criterion) {
     let cross = sma_crossover(Timeframe::M1, 50, 200);
     g.bench_function("sma_50_200_rules", |b| {
         b.iter(|| {
-            run(&cross, &[id], envs.iter().cloned(), &mut |_| {})
+            run(&cross, &[id], envs.iter(), &mut |_| {})
                 .expect("backtest")
                 .trades
                 .len()
@@ -86,7 +86,7 @@ fn bench(c: &mut Criterion) {
     default.portfolio.timeframe = Some(Timeframe::M1);
     g.bench_function("default_pipeline", |b| {
         b.iter(|| {
-            run(&default, &[id], envs.iter().cloned(), &mut |_| {})
+            run(&default, &[id], envs.iter(), &mut |_| {})
                 .expect("backtest")
                 .trades
                 .len()

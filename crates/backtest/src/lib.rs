@@ -10,6 +10,8 @@ mod metrics;
 mod report;
 pub mod strategies;
 
+use std::borrow::Borrow;
+
 use atalaya_engine::{
     AuditEntry, ClosedTrade, EngineConfig, EngineError, EquityPoint, PaperTrader, Pipeline,
     PipelineStats, PortfolioConfig, RiskConfig,
@@ -158,7 +160,8 @@ pub fn run<I>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Backtest, BacktestError>
 where
-    I: IntoIterator<Item = Envelope<Event>>,
+    I: IntoIterator,
+    I::Item: Borrow<Envelope<Event>>,
 {
     settings.check()?;
     let tf = settings.trading_timeframe();
@@ -183,7 +186,7 @@ where
     let mut benchmark: Vec<f64> = Vec::with_capacity(hint);
     let mut last_ts: UnixNanos = UnixNanos::MIN;
     for (k, env) in input.enumerate() {
-        for out in pipeline.process(&env) {
+        for out in pipeline.process(env.borrow()) {
             trader.on_event(out);
             if let Event::Candle(c) = &out.payload
                 && c.timeframe() == tf

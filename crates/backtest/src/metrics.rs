@@ -78,8 +78,7 @@ pub fn metrics<P: Timed>(
     trades: Option<&[ClosedTrade]>,
     tf: Timeframe,
 ) -> Metrics {
-    let values: Vec<f64> = points.iter().map(&value).collect();
-    let final_equity = values.last().copied().unwrap_or(initial);
+    let final_equity = points.last().map_or(initial, &value);
     let total_return = if initial > 0.0 {
         final_equity / initial - 1.0
     } else {
@@ -96,22 +95,38 @@ pub fn metrics<P: Timed>(
     } else {
         -1.0_f64.max(total_return)
     };
-    let mut prev = initial;
-    let mut rets = Vec::with_capacity(values.len());
-    for &v in &values {
-        rets.push(if prev > 0.0 { v / prev - 1.0 } else { 0.0 });
-        prev = v;
+    // Bar returns, streamed twice (mean, then deviations) without allocating.
+    let value = &value;
+    let returns = || {
+        let mut prev = initial;
+        points.iter().map(move |p| {
+            let v = value(p);
+            let r = if prev > 0.0 { v / prev - 1.0 } else { 0.0 };
+            prev = v;
+            r
+        })
+    };
+    let n = points.len().max(1) as f64;
+    let mean = returns().sum::<f64>() / n;
+    let (mut ss, mut down) = (0.0, 0.0);
+    for r in returns() {
+        ss += (r - mean) * (r - mean);
+        down += r.min(0.0) * r.min(0.0);
     }
-    let n = rets.len().max(1) as f64;
-    let mean = rets.iter().sum::<f64>() / n;
-    let var = rets.iter().map(|r| (r - mean) * (r - mean)).sum::<f64>() / (n - 1.0).max(1.0);
-    let down = (rets.iter().map(|r| r.min(0.0) * r.min(0.0)).sum::<f64>() / n).sqrt();
+    let var = ss / (n - 1.0).max(1.0);
+    let down = (down / n).sqrt();
     let per_year = YEAR_NS / tf.nanos() as f64;
     let sharpe = finite(mean / var.sqrt() * per_year.sqrt());
     let sortino = finite(mean / down * per_year.sqrt());
-    let max_drawdown = drawdowns(std::iter::once(initial).chain(values.iter().copied()))
-        .into_iter()
-        .fold(0.0, f64::max);
+    let mut peak = initial;
+    let mut max_drawdown: f64 = 0.0;
+    for p in points {
+        let v = value(p);
+        peak = peak.max(v);
+        if peak > 0.0 {
+            max_drawdown = max_drawdown.max(1.0 - v / peak);
+        }
+    }
     let calmar = if max_drawdown > 0.0 {
         cagr / max_drawdown
     } else {

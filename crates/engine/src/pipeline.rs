@@ -225,7 +225,6 @@ pub struct Pipeline {
     /// Where each rule's state starts in a series' `rule_state`.
     rule_offsets: Vec<usize>,
     rule_state: usize,
-    stack: Vec<f64>,
     index: HashMap<InstrumentId, u32, BuildHasherDefault<FxHasher>>,
     instruments: Vec<InstrumentId>,
     last_hit: Option<(InstrumentId, u32)>,
@@ -273,7 +272,6 @@ impl Pipeline {
             rules,
             rule_offsets,
             rule_state,
-            stack: Vec::with_capacity(16),
             index: HashMap::default(),
             instruments: Vec::new(),
             last_hit: None,
@@ -470,13 +468,9 @@ impl Pipeline {
                 continue;
             }
             if tf == tf_in {
-                self.series[s].building = Some(Building {
-                    open_time: c.open_time(),
-                    ohlc: [c.open(), c.high(), c.low(), c.close()],
-                    volume: c.volume(),
-                    trades: c.trades(),
-                });
-                self.close_bar(inst, k, ts_received);
+                // The input is the bar: it was validated on the way in, pass it through.
+                self.series[s].building = None;
+                self.finish_bar(inst, k, *c, ts_received);
                 continue;
             }
             let open_time = tf.open_time(c.open_time());
@@ -541,6 +535,14 @@ impl Pipeline {
             self.stats.late += 1;
             return;
         };
+        self.finish_bar(inst, k, candle, ts_received);
+    }
+
+    /// Emits a closed bar and runs the analysis of its series on it.
+    fn finish_bar(&mut self, inst: usize, k: usize, candle: Candle, ts_received: UnixNanos) {
+        let s = inst * self.timeframes.len() + k;
+        let tf = self.timeframes[k];
+        let id = self.instruments[inst];
         let close_time = candle.close_time();
         self.series[s].closed_until = close_time;
         self.stats.candles_out += 1;
@@ -639,7 +641,7 @@ impl Pipeline {
             let series = &mut self.series[s];
             let at = self.rule_offsets[r];
             let state = &mut series.rule_state[at..at + rule.state_len()];
-            if !rule.eval(&series.values, state, &mut self.stack) {
+            if !rule.eval(&series.values, state) {
                 continue;
             }
             let reason = rule.explain(&series.values);

@@ -251,7 +251,18 @@ enum Instr {
     Max,
     /// Replaces the top with its value on the previous bar (state slot).
     Prev(u32),
+    /// `crosses_above(a, b)` (or below) of two loaded values in one step; the state slot
+    /// keeps whether `a <= b` (or `a >= b`) held on the previous bar.
+    Cross {
+        above: bool,
+        a: u32,
+        b: u32,
+        state: u32,
+    },
 }
+
+/// The deepest stack a rule may need.
+const MAX_DEPTH: usize = 32;
 
 /// Resolves a name to a value slot; may add an indicator to the series.
 pub trait Resolver {
@@ -482,6 +493,24 @@ impl<R: Resolver> Parser<'_, R> {
             "abs" => self.code.push(Instr::Abs),
             "min" => self.code.push(Instr::Min),
             "max" => self.code.push(Instr::Max),
+            cross
+                if arg_code
+                    .iter()
+                    .all(|a| matches!(a.as_slice(), [Instr::Load(_)])) =>
+            {
+                let slot = |a: &[Instr]| match a {
+                    [Instr::Load(s)] => *s,
+                    _ => 0,
+                };
+                self.code.truncate(args_start);
+                self.code.push(Instr::Cross {
+                    above: cross == "crosses_above",
+                    a: slot(&arg_code[0]),
+                    b: slot(&arg_code[1]),
+                    state: self.states,
+                });
+                self.states += 1;
+            }
             cross => {
                 // a > b and prev(a <= b), or a < b and prev(a >= b): the arguments are
                 // evaluated twice, which costs a few loads and keeps the machine tiny.
@@ -525,12 +554,30 @@ pub struct Rule {
     action: RuleAction,
     code: Vec<Instr>,
     states: u32,
-    depth: usize,
     names: Vec<(String, u32)>,
 }
 
 fn truth(v: f64) -> bool {
     v != 0.0 && !v.is_nan()
+}
+
+/// One fused crossing step: `a` crosses `b` now, given the previous bar's state, which is
+/// updated.
+#[inline]
+fn cross(values: &[f64], state: &mut [f64], above: bool, a: u32, b_: u32, k: u32) -> bool {
+    let load = |s: u32| values.get(s as usize).copied().unwrap_or(f64::NAN);
+    let (va, vb) = (load(a), load(b_));
+    let (now, before) = if above {
+        (va > vb, va <= vb)
+    } else {
+        (va < vb, va >= vb)
+    };
+    let Some(p) = state.get_mut(k as usize) else {
+        return false;
+    };
+    let was = truth(*p);
+    *p = b(before);
+    now && was
 }
 
 fn b(x: bool) -> f64 {
@@ -565,11 +612,21 @@ impl Rule {
         let mut max = 0usize;
         for i in &p.code {
             match i {
-                Instr::Const(_) | Instr::Load(_) => depth += 1,
+                Instr::Const(_) | Instr::Load(_) | Instr::Cross { .. } => depth += 1,
                 Instr::Neg | Instr::Not | Instr::Abs | Instr::Prev(_) => {}
                 _ => depth -= 1,
             }
             max = max.max(depth);
+        }
+        if max > MAX_DEPTH {
+            return Err(RuleError {
+                text: text.to_owned(),
+                at: 0,
+                len: text.len().max(1),
+                message: format!(
+                    "the rule nests too deeply (it needs {max} stack slots, at most {MAX_DEPTH})"
+                ),
+            });
         }
         Ok(Self {
             name: cfg.name.clone(),
@@ -578,7 +635,6 @@ impl Rule {
             states: p.states,
             names: p.names,
             code: p.code,
-            depth: max,
         })
     }
 
@@ -608,39 +664,53 @@ impl Rule {
     }
 
     /// Evaluates on one bar's `values`; `state` (of [`state_len`](Self::state_len), initially
-    /// NaN) carries the previous bar's values and is updated; `stack` is scratch space.
-    pub fn eval(&self, values: &[f64], state: &mut [f64], stack: &mut Vec<f64>) -> bool {
-        stack.clear();
-        stack.reserve(self.depth);
+    /// NaN) carries the previous bar's values and is updated.
+    pub fn eval(&self, values: &[f64], state: &mut [f64]) -> bool {
+        if let [
+            Instr::Cross {
+                above,
+                a,
+                b: slot_b,
+                state: k,
+            },
+        ] = self.code[..]
+        {
+            return cross(values, state, above, a, slot_b, k);
+        }
+        let mut stack = [0.0f64; MAX_DEPTH];
+        let mut sp = 0usize;
+        let load = |s: u32| values.get(s as usize).copied().unwrap_or(f64::NAN);
         for ins in &self.code {
             match *ins {
-                Instr::Const(v) => stack.push(v),
-                Instr::Load(s) => stack.push(values.get(s as usize).copied().unwrap_or(f64::NAN)),
-                Instr::Neg => {
-                    if let Some(t) = stack.last_mut() {
-                        *t = -*t;
-                    }
+                Instr::Const(v) => {
+                    stack[sp] = v;
+                    sp += 1;
                 }
-                Instr::Not => {
-                    if let Some(t) = stack.last_mut() {
-                        *t = b(!truth(*t));
-                    }
+                Instr::Load(s) => {
+                    stack[sp] = load(s);
+                    sp += 1;
                 }
-                Instr::Abs => {
-                    if let Some(t) = stack.last_mut() {
-                        *t = t.abs();
-                    }
+                Instr::Cross {
+                    above,
+                    a,
+                    b: slot_b,
+                    state: k,
+                } => {
+                    stack[sp] = b(cross(values, state, above, a, slot_b, k));
+                    sp += 1;
                 }
+                Instr::Neg => stack[sp - 1] = -stack[sp - 1],
+                Instr::Not => stack[sp - 1] = b(!truth(stack[sp - 1])),
+                Instr::Abs => stack[sp - 1] = stack[sp - 1].abs(),
                 Instr::Prev(s) => {
-                    if let (Some(t), Some(p)) = (stack.last_mut(), state.get_mut(s as usize)) {
-                        std::mem::swap(t, p);
+                    if let Some(p) = state.get_mut(s as usize) {
+                        std::mem::swap(&mut stack[sp - 1], p);
                     }
                 }
                 bin => {
-                    let r = stack.pop().unwrap_or(f64::NAN);
-                    let Some(l) = stack.last_mut() else {
-                        return false;
-                    };
+                    sp -= 1;
+                    let r = stack[sp];
+                    let l = &mut stack[sp - 1];
                     *l = match bin {
                         Instr::Add => *l + r,
                         Instr::Sub => *l - r,
@@ -660,7 +730,7 @@ impl Rule {
                 }
             }
         }
-        stack.last().is_some_and(|v| truth(*v))
+        sp > 0 && truth(stack[sp - 1])
     }
 
     /// The reason written on a hit: the rule and the values it read.
@@ -726,7 +796,7 @@ mod tests {
     fn eval1(when: &str, values: &[f64]) -> bool {
         let r = rule(when).unwrap();
         let mut st = vec![f64::NAN; r.state_len()];
-        r.eval(values, &mut st, &mut Vec::new())
+        r.eval(values, &mut st)
     }
 
     #[test]
@@ -756,7 +826,6 @@ mod tests {
         let mut sr = vec![f64::NAN; r.state_len()];
         let mut sd = vec![f64::NAN; d.state_len()];
         let mut sp = vec![f64::NAN; p.state_len()];
-        let mut stack = Vec::new();
         let series = [
             (1.0, f64::NAN), // b warming up
             (3.0, 2.0),      // above, but no previous comparison: no cross
@@ -770,13 +839,48 @@ mod tests {
         let mut prevs = Vec::new();
         for (a, bv) in series {
             let v = [a, bv, 0.0];
-            ups.push(r.eval(&v, &mut sr, &mut stack));
-            downs.push(d.eval(&v, &mut sd, &mut stack));
-            prevs.push(p.eval(&v, &mut sp, &mut stack));
+            ups.push(r.eval(&v, &mut sr));
+            downs.push(d.eval(&v, &mut sd));
+            prevs.push(p.eval(&v, &mut sp));
         }
         assert_eq!(ups, [false, false, false, false, true, false]);
         assert_eq!(downs, [false, false, true, false, false, false]);
         assert_eq!(prevs, [false, false, false, false, true, false]);
+    }
+
+    #[test]
+    fn the_fused_crossing_equals_the_general_one() {
+        // Plain names compile to one fused step; `a + 0` takes the general path.
+        let pairs = [
+            ("crosses_above(a, b)", "crosses_above(a + 0, b)"),
+            ("crosses_below(a, b)", "crosses_below(a, b * 1)"),
+            (
+                "crosses_above(prev(a), b)",
+                "prev(a) > b and prev(prev(a) <= b)",
+            ),
+        ];
+        let mut x = 7u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match x % 10 {
+                0 => f64::NAN,
+                k => (k % 4) as f64,
+            }
+        };
+        let bars: Vec<[f64; 3]> = (0..500).map(|_| [next(), next(), 0.0]).collect();
+        for (fused, general) in pairs {
+            let (f, g) = (rule(fused).unwrap(), rule(general).unwrap());
+            let (mut sf, mut sg) = (vec![f64::NAN; f.state_len()], vec![f64::NAN; g.state_len()]);
+            let mut hits = 0;
+            for v in &bars {
+                let (x, y) = (f.eval(v, &mut sf), g.eval(v, &mut sg));
+                assert_eq!(x, y, "{fused} vs {general} on {v:?}");
+                hits += usize::from(x);
+            }
+            assert!(hits > 20, "{fused}: {hits}");
+        }
     }
 
     #[test]
