@@ -1,5 +1,6 @@
-//! `atalaya backtest`: the live pipeline and paper trader over history files, with metrics
-//! beside buy-and-hold and the reports written to a folder.
+//! `atalaya backtest` and `atalaya optimize`: the live pipeline and paper trader over history
+//! files, with metrics beside buy-and-hold and the reports written to a folder; and the
+//! walk-forward optimisation with its out-of-sample report.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -47,6 +48,7 @@ pub fn backtest(
         engine: engine_for_inputs(&cfg.engine, &series),
         portfolio: cfg.portfolio.clone(),
         risk: cfg.risk.clone(),
+        trade_from: None,
     };
     let merged = replay::merge(&series, from, to)?;
     let bars = merged.len() as u64;
@@ -169,6 +171,123 @@ pub fn describe(o: &Outcome) -> String {
         o.fee_rate, o.slippage_bps
     ));
     for f in &o.files {
+        out.push_str(&format!("wrote {}\n", f.display()));
+    }
+    out
+}
+
+/// Runs the walk-forward optimisation of the configured strategy over the files; writes
+/// `walk_forward.json` and `oos_equity.csv` into `out`.
+pub fn optimize(
+    cfg: &AppConfig,
+    opts: &ReplayOptions,
+    out: &std::path::Path,
+) -> anyhow::Result<(atalaya_backtest::walk::WalkForward, Vec<PathBuf>)> {
+    let (series, from, to) = load_inputs(opts)?;
+    let mut instruments: Vec<InstrumentId> = Vec::new();
+    for s in &series {
+        if !instruments.contains(&s.report.instrument) {
+            instruments.push(s.report.instrument);
+        }
+    }
+    let settings = Settings {
+        engine: engine_for_inputs(&cfg.engine, &series),
+        portfolio: cfg.portfolio.clone(),
+        risk: cfg.risk.clone(),
+        trade_from: None,
+    };
+    let merged = replay::merge(&series, from, to)?;
+    let envs: Vec<_> = merged.envelopes().collect();
+    let pb = if opts.progress {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    pb.set_style(
+        ProgressStyle::with_template("{bar:30} window {pos}/{len} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let wf = atalaya_backtest::walk::walk_forward(
+        &settings,
+        &cfg.optimize,
+        &instruments,
+        &envs,
+        &mut |done, total| {
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        },
+    )?;
+    pb.finish_and_clear();
+    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
+    let json = out.join("walk_forward.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&wf)? + "\n")
+        .with_context(|| format!("write {}", json.display()))?;
+    let csv = out.join("oos_equity.csv");
+    let mut body = String::from("time,equity\n");
+    for (t, v) in &wf.equity {
+        body.push_str(&format!("{},{v:.6}\n", atalaya_model::format_utc(*t)));
+    }
+    std::fs::write(&csv, body).with_context(|| format!("write {}", csv.display()))?;
+    Ok((wf, vec![json, csv]))
+}
+
+/// The walk-forward report printed by `atalaya optimize`.
+pub fn describe_walk(wf: &atalaya_backtest::walk::WalkForward, files: &[PathBuf]) -> String {
+    let mut out = format!(
+        "walk-forward: {} windows, objective {:?}\n",
+        wf.windows.len(),
+        wf.objective
+    );
+    out.push_str(&format!(
+        "{:<22} {:<22} {:>10} {:>10} {:>9} {:>7}  parameters\n",
+        "test from", "test to", "in-sample", "out", "return", "trades"
+    ));
+    for w in &wf.windows {
+        let params: Vec<String> = w
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v:.4}"))
+            .collect();
+        out.push_str(&format!(
+            "{:<22} {:<22} {:>10.2} {:>10.2} {:>9} {:>7}  {}\n",
+            w.test_from,
+            w.test_to,
+            w.in_sample,
+            w.out_of_sample,
+            pct(w.test.total_return),
+            w.test.trades,
+            params.join(" ")
+        ));
+    }
+    let (s, h) = (&wf.out_of_sample, &wf.buy_and_hold);
+    out.push_str(&format!(
+        "stitched out of sample: return {} (buy and hold {}), Sharpe {:.2} ({:.2}), max drawdown {} ({}), {} trades\n",
+        pct(s.total_return),
+        pct(h.total_return),
+        s.sharpe,
+        h.sharpe,
+        pct(-s.max_drawdown),
+        pct(-h.max_drawdown),
+        wf.trades
+    ));
+    out.push_str(&format!(
+        "in-sample mean {:.2} vs out-of-sample mean {:.2}: the search's optimism is {:.2}\n",
+        wf.in_sample_mean,
+        wf.out_of_sample_mean,
+        wf.in_sample_mean - wf.out_of_sample_mean
+    ));
+    if let (Some(r), Some(d)) = (&wf.mc_total_return, &wf.mc_max_drawdown) {
+        out.push_str(&format!(
+            "Monte Carlo over the out-of-sample trades: return {} / {} / {} (5/50/95%), max drawdown {} / {} / {}\n",
+            pct(r.p5),
+            pct(r.p50),
+            pct(r.p95),
+            pct(-d.p5),
+            pct(-d.p50),
+            pct(-d.p95)
+        ));
+    }
+    for f in files {
         out.push_str(&format!("wrote {}\n", f.display()));
     }
     out

@@ -32,6 +32,10 @@ pub enum Command {
     /// Backtest the configured strategy (rules, or the decision's opportunities) on history
     /// files through the live pipeline and paper trader; compare with buy-and-hold.
     Backtest(BacktestArgs),
+    /// Walk-forward optimisation of the configured strategy: search `[optimize]`'s parameters
+    /// on rolling train windows, test each choice on the following window, report the
+    /// stitched out-of-sample result.
+    Optimize(OptimizeArgs),
     /// Compute technical indicators over a history file, one column per output.
     Indicators(IndicatorsArgs),
     /// Measure what chart patterns were worth: forward returns after each pattern against all
@@ -150,6 +154,35 @@ pub struct BacktestArgs {
     #[arg(long, default_value = "backtest", value_name = "DIR")]
     pub out: PathBuf,
     /// Print the metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `atalaya optimize`.
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    /// Binance kline CSV or freqtrade JSON files.
+    #[arg(long, required = true, num_args = 1.., value_name = "FILES")]
+    pub data: Vec<PathBuf>,
+    /// Bar timeframe of the files (default: from the file name, else from the rows).
+    #[arg(long, value_name = "TF")]
+    pub timeframe: Option<Timeframe>,
+    /// Instrument of every file (default: from each file name).
+    #[arg(long, value_name = "venue:BASE/QUOTE")]
+    pub instrument: Option<InstrumentId>,
+    /// Venue for instruments read from file names.
+    #[arg(long, default_value = "binance")]
+    pub venue: String,
+    /// Only bars opening at or after this time.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only bars opening before this time (keep 2024 on out: it is the holdout).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Folder for walk_forward.json and oos_equity.csv.
+    #[arg(long, default_value = "optimize", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
 }

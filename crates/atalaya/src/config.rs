@@ -52,6 +52,8 @@ pub struct AppConfig {
     pub portfolio: PortfolioConfig,
     /// The risk manager's limits.
     pub risk: RiskConfig,
+    /// Walk-forward optimisation (`atalaya optimize`).
+    pub optimize: atalaya_backtest::walk::OptimizeConfig,
 }
 
 /// Live sources.
@@ -413,11 +415,24 @@ pub fn load(
                 let joined = path.join(".");
                 p == joined
                     || p.starts_with(&format!("{joined}."))
+                    || p.starts_with(&format!("{joined}["))
                     || joined.starts_with(&format!("{p}."))
             })
             .map_or_else(|| "default".to_owned(), |(_, _, o)| o.clone())
     };
-    for i in config.engine.validate() {
+    // Rule placeholders (`{fast}`) are filled by `atalaya optimize`: check the rules with each
+    // searched value at the middle of its range.
+    let mut engine = config.engine.clone();
+    for p in &config.optimize.params {
+        if let Some(name) = p.path.strip_prefix("rules.") {
+            let mid = (p.min + p.max) / 2.0;
+            let v = if p.integer { mid.round() } else { mid };
+            for r in &mut engine.rules {
+                r.when = r.when.replace(&format!("{{{name}}}"), &format!("{v}"));
+            }
+        }
+    }
+    for i in engine.validate() {
         let path = format!("engine.{}", i.path);
         problems.push(Problem {
             origin: origin_of(&path),

@@ -243,6 +243,24 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{}", atalaya::backtest::describe(&outcome));
             }
         }
+        Command::Optimize(a) => {
+            let opts = ReplayOptions {
+                files: a.data,
+                timeframe: a.timeframe,
+                instrument: a.instrument,
+                venue: a.venue,
+                from: a.from,
+                to: a.to,
+                save: false,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let (wf, files) = atalaya::backtest::optimize(&cfg, &opts, &a.out)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&wf)?);
+            } else {
+                print!("{}", atalaya::backtest::describe_walk(&wf, &files));
+            }
+        }
         Command::Replay(a) => {
             let cfg = with_db(cfg, a.db.as_deref());
             let opts = ReplayOptions {

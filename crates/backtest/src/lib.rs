@@ -9,6 +9,7 @@
 mod metrics;
 mod report;
 pub mod strategies;
+pub mod walk;
 
 use std::borrow::Borrow;
 
@@ -61,6 +62,9 @@ pub struct Settings {
     pub portfolio: PortfolioConfig,
     /// The risk manager.
     pub risk: RiskConfig,
+    /// Trade only bars opening at or after this time; earlier input only warms up the
+    /// pipeline's indicators (walk-forward test windows use it).
+    pub trade_from: Option<UnixNanos>,
 }
 
 impl Settings {
@@ -187,6 +191,9 @@ where
     let mut last_ts: UnixNanos = UnixNanos::MIN;
     for (k, env) in input.enumerate() {
         for out in pipeline.process(env.borrow()) {
+            if settings.trade_from.is_some_and(|t| out.ts_event <= t) {
+                continue;
+            }
             trader.on_event(out);
             if let Event::Candle(c) = &out.payload
                 && c.timeframe() == tf

@@ -53,5 +53,6 @@ pub fn sma_crossover(timeframe: Timeframe, fast: usize, slow: usize) -> Settings
             max_drawdown: 1.0,
             ..RiskConfig::default()
         },
+        trade_from: None,
     }
 }

@@ -189,3 +189,71 @@ fn the_peers_crossover_on_the_million_row_file() {
         bt.metrics.final_equity
     );
 }
+
+#[test]
+fn walk_forward_is_deterministic_and_reports_every_window() {
+    use atalaya_backtest::walk::{OptimizeConfig, Param, walk_forward};
+    let mut s = sma_crossover(Timeframe::H1, 5, 20);
+    s.engine.rules[0].when = "crosses_above(sma_{fast}, sma_{slow})".into();
+    s.engine.rules[1].when = "crosses_below(sma_{fast}, sma_{slow})".into();
+    // 400 days of hourly bars: a noisy wave whose period drifts.
+    let closes: Vec<f64> = (0..400 * 24)
+        .map(|i| {
+            let x = f64::from(i);
+            100.0 + 15.0 * (x / (90.0 + x / 200.0)).sin() + 3.0 * (x * 1.7).sin()
+        })
+        .collect();
+    let envs = series(&closes);
+    let cfg = OptimizeConfig {
+        train_days: 60,
+        test_days: 20,
+        trials: 12,
+        warmup_bars: 50,
+        min_trades: 1,
+        resamples: 200,
+        params: vec![
+            Param {
+                path: "rules.fast".into(),
+                min: 2.0,
+                max: 20.0,
+                integer: true,
+            },
+            Param {
+                path: "rules.slow".into(),
+                min: 25.0,
+                max: 120.0,
+                integer: true,
+            },
+        ],
+        ..OptimizeConfig::default()
+    };
+    let a = walk_forward(&s, &cfg, &[id()], &envs, &mut |_, _| {}).unwrap();
+    let b = walk_forward(&s, &cfg, &[id()], &envs, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
+    // Windows start every 20 days while a 60-day train and half a test window fit in 400 days.
+    assert_eq!(a.windows.len(), 17, "{:#?}", a.windows.len());
+    assert!(a.trades > 0);
+    assert!(a.mc_total_return.is_some());
+    let test_bars: usize = a.windows.iter().map(|w| w.test.bars).sum();
+    assert_eq!(
+        a.equity.len(),
+        test_bars,
+        "the stitched curve is the test windows"
+    );
+    for w in &a.windows {
+        let fast = w.params["rules.fast"];
+        assert!((2.0..=20.0).contains(&fast) && fast.fract() == 0.0);
+    }
+    // A path that does not exist is named.
+    let mut bad = cfg.clone();
+    bad.params[0].path = "risk.stop_atrr".into();
+    let e = walk_forward(&s, &bad, &[id()], &envs, &mut |_, _| {}).unwrap_err();
+    assert!(e.to_string().contains("no field `stop_atrr`"), "{e}");
+    // Too little data for one window.
+    let short = series(&closes[..24 * 30]);
+    let e = walk_forward(&s, &cfg, &[id()], &short, &mut |_, _| {}).unwrap_err();
+    assert!(e.to_string().contains("too short"), "{e}");
+}

@@ -203,6 +203,18 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize, usize)>, RuleError> {
                 b'(' => (Tok::LParen, 1),
                 b')' => (Tok::RParen, 1),
                 b',' => (Tok::Comma, 1),
+                b'{' => {
+                    let end = text[i..].find('}').map_or(1, |e| e + 1);
+                    return Err(err(
+                        i,
+                        end,
+                        format!(
+                            "`{}` is a placeholder: only `atalaya optimize` fills it, from an [[optimize.params]] path `rules.{}`",
+                            &text[i..i + end],
+                            text[i + 1..i + end].trim_end_matches('}')
+                        ),
+                    ));
+                }
                 b'=' => {
                     return Err(err(
                         i,
