@@ -44,13 +44,19 @@ pub fn backtest(
             instruments.push(s.report.instrument);
         }
     }
-    let settings = Settings {
+    let mut settings = Settings {
         engine: engine_for_inputs(&cfg.engine, &series),
         portfolio: cfg.portfolio.clone(),
         risk: cfg.risk.clone(),
-        trade_from: None,
+        trade_from: from,
     };
-    let merged = replay::merge(&series, from, to)?;
+    // With --from, the bars before it (optimize.warmup_bars of them) warm the indicators up
+    // without trading, as in the walk-forward's test windows.
+    let warm = settings.trading_timeframe().nanos() * i64::from(cfg.optimize.warmup_bars);
+    let merged = replay::merge(&series, from.map(|f| f - warm), to)?;
+    if from.is_none() {
+        settings.trade_from = None;
+    }
     let bars = merged.len() as u64;
     let pb = if opts.progress {
         ProgressBar::new(bars)
@@ -286,6 +292,15 @@ pub fn describe_walk(wf: &atalaya_backtest::walk::WalkForward, files: &[PathBuf]
             pct(-d.p50),
             pct(-d.p95)
         ));
+    }
+    if let Some(d) = &wf.deploy {
+        out.push_str(&format!(
+            "parameters to deploy (best on {} to {}, in-sample {:?} {:.2}):\n",
+            d.train_from, d.train_to, wf.objective, d.in_sample
+        ));
+        for (k, v) in &d.params {
+            out.push_str(&format!("  {k} = {v}\n"));
+        }
     }
     for f in files {
         out.push_str(&format!("wrote {}\n", f.display()));

@@ -278,9 +278,24 @@ pub struct WalkForward {
     pub mc_total_return: Option<Spread>,
     /// Maximum drawdown of the resampled trade sequences.
     pub mc_max_drawdown: Option<Spread>,
+    /// The set to deploy: the best on the last train window, ending at the data's end.
+    pub deploy: Option<Deploy>,
     /// The stitched out-of-sample equity, for charts.
     #[serde(skip)]
     pub equity: Vec<(UnixNanos, f64)>,
+}
+
+/// The parameters chosen on the most recent train window (what a user would run next).
+#[derive(Clone, Debug, Serialize)]
+pub struct Deploy {
+    /// Train window start.
+    pub train_from: String,
+    /// Train window end (the data's end).
+    pub train_to: String,
+    /// The chosen parameters.
+    pub params: BTreeMap<String, f64>,
+    /// Their objective on that window (in sample: expect less).
+    pub in_sample: f64,
 }
 
 fn window(envs: &[Envelope<Event>], from: UnixNanos, to: UnixNanos) -> &[Envelope<Event>] {
@@ -376,16 +391,9 @@ pub fn walk_forward(
         };
         run(&s, instruments, slice.iter(), &mut |_| {}).ok()
     };
-    let mut rng = Rng(cfg.seed);
-    let mut windows = Vec::new();
-    let mut stitched: Vec<(UnixNanos, f64)> = Vec::new();
-    let mut hold: Vec<(UnixNanos, f64)> = Vec::new();
-    let (mut level, mut hold_level) = (cash, cash);
-    let mut oos_trades: Vec<f64> = Vec::new();
-    for (w, &(a, b, c)) in bounds.iter().enumerate() {
-        let candidates: Vec<BTreeMap<String, f64>> = (0..cfg.trials)
-            .map(|_| sample(&cfg.params, &mut rng))
-            .collect();
+    let search = |rng: &mut Rng, a: UnixNanos, b: UnixNanos| {
+        let candidates: Vec<BTreeMap<String, f64>> =
+            (0..cfg.trials).map(|_| sample(&cfg.params, rng)).collect();
         let scored: Vec<Option<(f64, usize)>> = candidates
             .par_iter()
             .map(|vals| {
@@ -408,6 +416,16 @@ pub fn walk_forward(
                 Some((_, bv)) if bv >= v => acc,
                 _ => Some((i, v)),
             });
+        (best, valid, candidates)
+    };
+    let mut rng = Rng(cfg.seed);
+    let mut windows = Vec::new();
+    let mut stitched: Vec<(UnixNanos, f64)> = Vec::new();
+    let mut hold: Vec<(UnixNanos, f64)> = Vec::new();
+    let (mut level, mut hold_level) = (cash, cash);
+    let mut oos_trades: Vec<f64> = Vec::new();
+    for (w, &(a, b, c)) in bounds.iter().enumerate() {
+        let (best, valid, candidates) = search(&mut rng, a, b);
         progress(w + 1, bounds.len());
         let Some((bi, in_sample)) = best else {
             continue;
@@ -473,6 +491,16 @@ pub fn walk_forward(
     } else {
         (None, None)
     };
+    let end = last.ts_event;
+    let deploy = match search(&mut rng, (end - train).max(start), end) {
+        (Some((i, v)), _, c) => Some(Deploy {
+            train_from: format_utc((end - train).max(start)),
+            train_to: format_utc(end),
+            params: c[i].clone(),
+            in_sample: v,
+        }),
+        _ => None,
+    };
     let out_of_sample = metrics(&stitched, |p| p.1, cash, None, tf);
     let buy_and_hold = metrics(&hold, |p| p.1, cash, None, tf);
     let mut oos = out_of_sample;
@@ -487,6 +515,7 @@ pub fn walk_forward(
         trades: oos_trades.len(),
         mc_total_return,
         mc_max_drawdown,
+        deploy,
         equity: stitched,
     })
 }

@@ -74,6 +74,24 @@ fn a_rules_backtest_writes_identical_reports_twice() {
     let csv = String::from_utf8(outputs[0][0].clone()).unwrap();
     assert_eq!(csv.lines().count() as u64, trades + 1);
     assert!(csv.contains("rule oversold held: rsi_14 < 35 and close > sma_100 (rsi_14="));
+    // --from trades from that time on, after untraded warm-up bars.
+    let out_dir = dir.path().join("from");
+    let out = bin()
+        .args(["--config"])
+        .arg(&cfg)
+        .args(["backtest", "--from", "2020-03-01", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["metrics"]["start"], "2020-03-01T00:00:00Z");
+    assert!(
+        m["pipeline"]["candles_out"].as_u64().unwrap() > m["metrics"]["bars"].as_u64().unwrap()
+    );
     let audit = String::from_utf8(outputs[0][3].clone()).unwrap();
     assert!(
         audit
