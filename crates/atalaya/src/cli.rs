@@ -36,6 +36,9 @@ pub enum Command {
     /// on rolling train windows, test each choice on the following window, report the
     /// stitched out-of-sample result.
     Optimize(OptimizeArgs),
+    /// Measure the decision's opportunities on history before the holdout: the reliability
+    /// table (stated confidence against hit rate) and the calibration buckets.
+    Calibrate(CalibrateArgs),
     /// Compute technical indicators over a history file, one column per output.
     Indicators(IndicatorsArgs),
     /// Measure what chart patterns were worth: forward returns after each pattern against all
@@ -183,6 +186,35 @@ pub struct OptimizeArgs {
     #[arg(long, default_value = "optimize", value_name = "DIR")]
     pub out: PathBuf,
     /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `atalaya calibrate`.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Binance kline CSV or freqtrade JSON files.
+    #[arg(long, required = true, num_args = 1.., value_name = "FILES")]
+    pub data: Vec<PathBuf>,
+    /// Bar timeframe of the files (default: from the file name, else from the rows).
+    #[arg(long, value_name = "TF")]
+    pub timeframe: Option<Timeframe>,
+    /// Venue for instruments read from file names.
+    #[arg(long, default_value = "binance")]
+    pub venue: String,
+    /// Only bars opening at or after this time.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only bars opening before this time (default and latest: 2024-01-01, the holdout).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Fit before this time, check the calibration after it.
+    #[arg(long, default_value = "2022-01-01", value_name = "TIME")]
+    pub split: String,
+    /// Write the buckets as `[[engine.decision.calibration]]` TOML here.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
 }

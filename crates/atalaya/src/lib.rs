@@ -4,6 +4,7 @@
 
 pub mod backtest;
 pub mod bench;
+pub mod calibrate;
 pub mod cli;
 pub mod config;
 pub mod deliver;

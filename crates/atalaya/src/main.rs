@@ -261,6 +261,28 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{}", atalaya::backtest::describe_walk(&wf, &files));
             }
         }
+        Command::Calibrate(a) => {
+            let opts = ReplayOptions {
+                files: a.data,
+                timeframe: a.timeframe,
+                instrument: None,
+                venue: a.venue,
+                from: a.from,
+                to: a.to,
+                save: false,
+                progress: false,
+            };
+            let (c, written) =
+                atalaya::calibrate::calibrate(&cfg, &opts, &a.split, a.out.as_deref())?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                print!(
+                    "{}",
+                    atalaya::calibrate::describe(&c, &a.split, written.as_deref())
+                );
+            }
+        }
         Command::Replay(a) => {
             let cfg = with_db(cfg, a.db.as_deref());
             let opts = ReplayOptions {

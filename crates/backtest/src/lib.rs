@@ -6,6 +6,7 @@
 //! the same `Pipeline::process` and `PaperTrader::on_event` a live run calls, so a backtest is
 //! a replay of what the agent would have done. Identical input gives identical output.
 
+pub mod calibrate;
 mod metrics;
 mod report;
 pub mod strategies;

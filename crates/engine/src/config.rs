@@ -108,6 +108,41 @@ pub struct DecisionConfig {
     pub target_atr: f64,
     /// Horizon of the opportunity, in bars of its timeframe.
     pub horizon_bars: u32,
+    /// Measured outcomes per score bucket (`atalaya calibrate` writes them): when a bucket
+    /// matches, the confidence is its observed hit rate, and the expected return and horizon
+    /// are its measured mean return and mean time to the outcome.
+    pub calibration: Vec<CalibrationBucket>,
+}
+
+/// What history says about opportunities of one direction whose |score| lies in
+/// `[min_score, max_score)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationBucket {
+    /// +1 for buys, −1 for sells.
+    pub direction: i8,
+    /// Lowest |score| of the bucket.
+    pub min_score: f64,
+    /// |score| below this.
+    pub max_score: f64,
+    /// Share of opportunities whose target was reached before the stop (smoothed).
+    pub hit_rate: f64,
+    /// Mean return in the opportunity's direction at its exit (target, stop or horizon).
+    pub expected_return: f64,
+    /// Mean bars to that exit.
+    pub horizon_bars: u32,
+    /// Opportunities measured.
+    pub samples: u64,
+}
+
+impl DecisionConfig {
+    /// The calibration bucket for a decision, when one matches.
+    pub fn bucket(&self, direction: i8, score: f64) -> Option<&CalibrationBucket> {
+        let a = score.abs();
+        self.calibration
+            .iter()
+            .find(|b| b.direction == direction && a >= b.min_score && a < b.max_score)
+    }
 }
 
 impl Default for DecisionConfig {
@@ -123,6 +158,7 @@ impl Default for DecisionConfig {
             stop_atr: 1.5,
             target_atr: 3.0,
             horizon_bars: 12,
+            calibration: Vec::new(),
         }
     }
 }
@@ -307,6 +343,20 @@ impl EngineConfig {
         }
         if d.horizon_bars == 0 {
             bad("decision.horizon_bars", "must be at least 1".into());
+        }
+        for (n, b) in d.calibration.iter().enumerate() {
+            let ok = (b.direction == 1 || b.direction == -1)
+                && (0.0..=1.0).contains(&b.min_score)
+                && b.min_score < b.max_score
+                && (0.0..=1.0).contains(&b.hit_rate)
+                && b.expected_return.is_finite()
+                && b.horizon_bars > 0;
+            if !ok {
+                bad(
+                    &format!("decision.calibration[{n}]"),
+                    "needs direction ±1, 0 <= min_score < max_score, hit_rate in [0, 1], a finite expected_return and horizon_bars >= 1".into(),
+                );
+            }
         }
         let a = &self.anomaly;
         for (name, v) in [

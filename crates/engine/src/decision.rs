@@ -199,6 +199,10 @@ pub fn decide(s: &Snapshot, p: Periods, cfg: &DecisionConfig) -> Decision {
     } else {
         OpportunityKind::Hold
     };
+    // Measured hit rates replace the agreement-based confidence where history exists.
+    let confidence = cfg
+        .bucket(kind.direction(), score)
+        .map_or(confidence, |b| b.hit_rate);
     Decision {
         kind,
         score,
@@ -260,9 +264,10 @@ pub struct BarKey {
 }
 
 /// Turns a non-HOLD decision into the fields of an opportunity, with its trade plan:
-/// stop and target at `stop_atr` and `target_atr` ATRs from the close, expected return
-/// `p × target − (1 − p) × stop` with the confidence as `p`, horizon `horizon_bars` bars, and
-/// risk as the ATR-implied daily volatility over 10%.
+/// stop and target at `stop_atr` and `target_atr` ATRs from the close; expected return and
+/// horizon from the matching calibration bucket (measured mean return and bars to exit), or
+/// without one `p × target − (1 − p) × stop` with the confidence as `p` and `horizon_bars`
+/// bars; risk as the ATR-implied daily volatility over 10%.
 pub fn plan(
     d: &Decision,
     s: &Snapshot,
@@ -279,8 +284,15 @@ pub fn plan(
     let target_dist = cfg.target_atr * s.atr;
     let stop = s.close - dir * stop_dist;
     let target = s.close + dir * target_dist;
-    let hit = d.confidence;
-    let expected_return = dir * (hit * target_dist - (1.0 - hit) * stop_dist) / s.close;
+    let bucket = cfg.bucket(d.kind.direction(), d.score);
+    let expected_return = match bucket {
+        Some(b) => dir * b.expected_return,
+        None => {
+            let hit = d.confidence;
+            dir * (hit * target_dist - (1.0 - hit) * stop_dist) / s.close
+        }
+    };
+    let horizon_bars = bucket.map_or(cfg.horizon_bars, |b| b.horizon_bars);
     let bars_per_day = 86_400_000_000_000.0 / tf.nanos() as f64;
     let daily_vol = (s.atr / s.close) * bars_per_day.sqrt();
     let risk_level = (daily_vol / 0.10).clamp(0.0, 1.0);
@@ -293,7 +305,7 @@ pub fn plan(
         confidence: d.confidence,
         expected_return,
         risk_level,
-        horizon_ns: tf.nanos().saturating_mul(i64::from(cfg.horizon_bars)),
+        horizon_ns: tf.nanos().saturating_mul(i64::from(horizon_bars)),
         price: s.close,
         stop_loss: (stop > 0.0).then_some(stop),
         take_profit: (target > 0.0).then_some(target),
@@ -392,5 +404,32 @@ mod tests {
         let raw = plan(&down, &snap(false), key(), periods(), &cfg).unwrap();
         assert!(raw.expected_return < 0.0);
         assert!(raw.stop_loss.unwrap() > 99.0);
+    }
+
+    #[test]
+    fn a_calibration_bucket_sets_confidence_return_and_horizon() {
+        let mut cfg = DecisionConfig::default();
+        let raw = decide(&snap(true), periods(), &cfg);
+        cfg.calibration = vec![crate::CalibrationBucket {
+            direction: 1,
+            min_score: 0.0,
+            max_score: 1.01,
+            hit_rate: 0.42,
+            expected_return: 0.0125,
+            horizon_bars: 7,
+            samples: 300,
+        }];
+        let d = decide(&snap(true), periods(), &cfg);
+        assert_eq!(d.score, raw.score);
+        assert_eq!(d.confidence, 0.42);
+        let plan = plan(&d, &snap(true), key(), periods(), &cfg).unwrap();
+        assert_eq!(plan.expected_return, 0.0125);
+        assert_eq!(plan.horizon_ns, 7 * Timeframe::H1.nanos());
+        // Sells have no bucket here: uncalibrated.
+        let down = decide(&snap(false), periods(), &cfg);
+        assert_eq!(
+            down.confidence,
+            decide(&snap(false), periods(), &DecisionConfig::default()).confidence
+        );
     }
 }

@@ -23,7 +23,8 @@ pub mod risk;
 pub mod rules;
 
 pub use config::{
-    AnomalyConfig, ConfigIssue, DecisionConfig, EngineConfig, IndicatorConfig, Weights,
+    AnomalyConfig, CalibrationBucket, ConfigIssue, DecisionConfig, EngineConfig, IndicatorConfig,
+    Weights,
 };
 pub use error::EngineError;
 pub use pipeline::{Pipeline, PipelineStats};

@@ -124,3 +124,58 @@ fn a_bad_rule_is_refused_with_a_caret_under_the_mistake() {
     );
     assert!(err.contains("                ^^^^^"), "{err}");
 }
+
+#[test]
+fn calibrate_writes_buckets_the_engine_accepts_and_refuses_the_holdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("BTCUSDT-1h.csv");
+    let bars = atalaya_testkit::walk(8_000, 1_577_836_800_000, 3_600_000, 100.0, 11, &[]);
+    atalaya_testkit::write_kline_csv(&data, &bars, &[]).unwrap();
+    let cfg = dir.path().join("atalaya.toml");
+    std::fs::write(&cfg, "[engine]\ntimeframes = [\"1h\"]\n").unwrap();
+    let refused = bin()
+        .args(["--config"])
+        .arg(&cfg)
+        .args(["calibrate", "--to", "2024-06-01", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("holdout"));
+    let buckets = dir.path().join("calibration.toml");
+    let out = bin()
+        .args(["--config"])
+        .arg(&cfg)
+        .args(["calibrate", "--split", "2020-08-01", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&buckets)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("observed hit rate"), "{stdout}");
+    let written = std::fs::read_to_string(&buckets).unwrap();
+    assert!(
+        written.contains("[[engine.decision.calibration]]"),
+        "{written}"
+    );
+    // The written buckets are a valid configuration.
+    let both = dir.path().join("both.toml");
+    std::fs::write(&both, format!("[engine]\ntimeframes = [\"1h\"]\n{written}")).unwrap();
+    let check = bin()
+        .args(["--config"])
+        .arg(&both)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
