@@ -117,7 +117,7 @@ where
             bars: u32::try_from(bars_to_exit).unwrap_or(u32::MAX),
         });
     }
-    out.sort_by(|a, b| a.ts.cmp(&b.ts));
+    out.sort_by_key(|a| a.ts);
     Ok(out)
 }
 
