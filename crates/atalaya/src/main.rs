@@ -335,6 +335,21 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 s.pipeline.late,
                 s.wall_s
             );
+            eprintln!(
+                "paper portfolio: equity {:.2}, cash {}, {} closed trades, {} open positions{}",
+                s.paper.equity,
+                s.paper.cash,
+                s.paper.trades,
+                s.paper.open_positions,
+                if s.paper.restored_bars > 0 {
+                    format!(
+                        " ({} stored bars replayed to restore it)",
+                        s.paper.restored_bars
+                    )
+                } else {
+                    String::new()
+                }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -13,12 +13,14 @@ use atalaya_alerts::alert_for;
 use atalaya_alerts::routing::Deduplicator;
 use atalaya_bus::health::{EngineStatus, Health};
 use atalaya_bus::{Bus, Delivery, InProcessBus, Subscription, Topic};
-use atalaya_engine::{Pipeline, PipelineStats};
+use atalaya_engine::{PaperTrader, Pipeline, PipelineStats};
+use atalaya_model::InstrumentId;
 use atalaya_model::{Clock, Envelope, Event, LiveClock, Symbol, UnixNanos};
 use atalaya_server::AppState;
 use atalaya_sources::{MarketSim, SimulatorSource, Source, SourceContext, Speed};
 use atalaya_store::Store;
 use atalaya_store::writer::{self, WriterConfig, WriterCounters};
+use atalaya_store::{Batch, PaperAuditRow, PaperTradeRow};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tokio::task::JoinHandle;
@@ -44,6 +46,8 @@ pub struct RunOptions {
 pub struct RunSummary {
     /// The pipeline's counters.
     pub pipeline: PipelineStats,
+    /// The paper portfolio at the end.
+    pub paper: PaperSummary,
     /// Alerts raised.
     pub alerts: u64,
     /// Alerts suppressed as repeats.
@@ -62,9 +66,128 @@ pub struct RunSummary {
 
 struct EngineReport {
     stats: PipelineStats,
+    paper: PaperSummary,
     alerts: u64,
     suppressed: u64,
     last_event_ts: Option<UnixNanos>,
+}
+
+/// The live paper trader, its journal in the store, and where a restart's replay ended.
+struct Paper {
+    trader: PaperTrader,
+    store: Arc<dyn Store>,
+    written_trades: usize,
+    written_audit: usize,
+    restored_until: UnixNanos,
+}
+
+/// The paper portfolio at the end of a run.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct PaperSummary {
+    /// Cash.
+    pub cash: String,
+    /// Equity at the last bar.
+    pub equity: f64,
+    /// Closed trades.
+    pub trades: usize,
+    /// Open positions.
+    pub open_positions: usize,
+    /// Bars replayed from the store at start-up to restore the state.
+    pub restored_bars: u64,
+}
+
+impl Paper {
+    /// Writes the trades and audit entries not yet written (idempotent: a replay writes the
+    /// same rows, which the store ignores).
+    async fn persist(&mut self) {
+        let trades = self.trader.trades();
+        let audit = self.trader.audit();
+        if trades.len() == self.written_trades && audit.len() == self.written_audit {
+            return;
+        }
+        let mut batch = Batch::default();
+        for t in &trades[self.written_trades..] {
+            batch.paper_trades.push(PaperTradeRow {
+                instrument: t.instrument.to_string(),
+                entry_time: t.entry_time,
+                exit_time: t.exit_time,
+                pnl: t.pnl.to_string(),
+                body: serde_json::to_string(t).unwrap_or_default(),
+            });
+        }
+        for a in &audit[self.written_audit..] {
+            batch.paper_audit.push(PaperAuditRow {
+                ts: a.ts,
+                instrument: a.instrument.map(|i| i.to_string()).unwrap_or_default(),
+                action: a.action.clone(),
+                reason: a.reason.clone(),
+            });
+        }
+        match self.store.write(&batch).await {
+            Ok(()) => {
+                self.written_trades = trades.len();
+                self.written_audit = audit.len();
+            }
+            Err(e) => tracing::error!(error = %e, "writing the paper journal; will retry"),
+        }
+    }
+
+    fn summary(&self) -> PaperSummary {
+        let equity = self.trader.equity().last().map_or_else(
+            || self.trader.cash().to_string().parse().unwrap_or(0.0),
+            |p| p.equity,
+        );
+        PaperSummary {
+            cash: self.trader.cash().round_dp(2).to_string(),
+            equity,
+            trades: self.trader.trades().len(),
+            open_positions: self.trader.positions().len(),
+            restored_bars: 0,
+        }
+    }
+}
+
+/// Rebuilds the pipeline's and the paper trader's state after a restart by replaying the
+/// stored bars of the shortest timeframe through both (nothing is published: those bars and
+/// their consequences were handled before). Returns the number of bars replayed and the
+/// close time of the last one.
+async fn restore(
+    store: &Arc<dyn Store>,
+    pipeline: &mut Pipeline,
+    trader: &mut PaperTrader,
+    instruments: &[InstrumentId],
+) -> anyhow::Result<(u64, UnixNanos)> {
+    let Some(&tf) = pipeline.timeframes().first() else {
+        return Ok((0, UnixNanos::MIN));
+    };
+    let mut bars: Vec<(UnixNanos, usize, atalaya_model::Candle)> = Vec::new();
+    for (k, id) in instruments.iter().enumerate() {
+        let q = atalaya_store::CandleQuery {
+            instrument: *id,
+            timeframe: tf,
+            from: None,
+            to: None,
+            limit: u32::MAX,
+        };
+        for c in store
+            .candles(&q)
+            .await
+            .context("reading stored bars to restore")?
+        {
+            bars.push((c.open_time(), k, c));
+        }
+    }
+    bars.sort_by_key(|(t, k, _)| (*t, *k));
+    let src = Symbol::new("restore")?;
+    let mut until = UnixNanos::MIN;
+    for (_, _, c) in &bars {
+        let env = Envelope::new(0, c.close_time(), c.close_time(), src, Event::Candle(*c));
+        for out in pipeline.process(&env) {
+            trader.on_event(out);
+        }
+        until = until.max(c.close_time());
+    }
+    Ok((bars.len() as u64, until))
 }
 
 /// The engine task: the only owner of the pipeline.
@@ -75,6 +198,7 @@ async fn engine_task(
     health: Arc<Health>,
     (progress, progress_origin): (ProgressBar, u64),
     mut dedup: Deduplicator,
+    mut paper: Paper,
 ) -> anyhow::Result<EngineReport> {
     let mut suppressed = 0u64;
     let mut buf: Vec<Envelope<Event>> = Vec::with_capacity(1024);
@@ -99,8 +223,18 @@ async fn engine_task(
         buf.push(first);
         inbound.try_recv_many(&mut buf, 1023);
         for env in buf.drain(..) {
+            // Market data up to where a restart's replay of stored bars got is already in.
+            if env.ts_event < paper.restored_until
+                && matches!(
+                    env.payload,
+                    Event::Trade(_) | Event::Candle(_) | Event::Heartbeat
+                )
+            {
+                continue;
+            }
             last_ts = Some(last_ts.map_or(env.ts_event, |t: i64| t.max(env.ts_event)));
             for out in pipeline.process(&env) {
+                paper.trader.on_event(out);
                 if let Event::Opportunity(o) = &out.payload {
                     bus.publish(Topic::Outbound, out.clone()).await?;
                     if dedup.check(o).is_err() {
@@ -128,6 +262,7 @@ async fn engine_task(
                 bus.publish(Topic::Outbound, env).await?;
             }
         }
+        paper.persist().await;
         if tick.elapsed() >= Duration::from_secs(1) {
             let events = pipeline.stats().events;
             rate = (events - events_at_tick) as f64 / tick.elapsed().as_secs_f64();
@@ -147,8 +282,10 @@ async fn engine_task(
         }
     }
     status(&pipeline, last_ts, rate);
+    paper.persist().await;
     bus.close(Topic::Outbound);
     Ok(EngineReport {
+        paper: paper.summary(),
         stats: pipeline.stats(),
         alerts,
         suppressed,
@@ -169,7 +306,46 @@ pub async fn run(
     store.migrate().await.context("migrating the store")?;
     let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new(cfg.bus.capacity));
     let health = Health::new();
-    let pipeline = Pipeline::new(cfg.engine.clone())?;
+    let mut pipeline = Pipeline::new(cfg.engine.clone())?;
+    let uses_sim = opts.demo || cfg.live.sources.contains(&LiveSource::Sim);
+    let instruments = if uses_sim {
+        MarketSim::new(cfg.sim.clone())?.instruments()
+    } else {
+        Vec::new()
+    };
+    pipeline.register(&instruments);
+    let trading_tf = cfg.portfolio.timeframe.unwrap_or_else(|| {
+        cfg.engine
+            .decision_timeframes()
+            .iter()
+            .min()
+            .copied()
+            .unwrap_or(atalaya_model::Timeframe::M1)
+    });
+    let mut trader = PaperTrader::new(
+        cfg.portfolio.clone(),
+        cfg.risk.clone(),
+        trading_tf,
+        !cfg.engine.rules.is_empty(),
+    );
+    let (restored_bars, restored_until) =
+        restore(&store, &mut pipeline, &mut trader, &instruments).await?;
+    if restored_bars > 0 {
+        tracing::info!(
+            bars = restored_bars,
+            until = %atalaya_model::format_utc(restored_until),
+            trades = trader.trades().len(),
+            "restored the pipeline and the paper portfolio from the stored bars"
+        );
+    }
+    let mut paper = Paper {
+        trader,
+        store: store.clone(),
+        written_trades: 0,
+        written_audit: 0,
+        restored_until,
+    };
+    paper.persist().await;
 
     let inbound = bus.subscribe(Topic::Inbound, "engine", Delivery::Reliable)?;
     let counters = Arc::new(WriterCounters::default());
@@ -221,7 +397,7 @@ pub async fn run(
     let source_cancel = shutdown.child_token();
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
     let mut progress_len = None;
-    if opts.demo || cfg.live.sources.contains(&LiveSource::Sim) {
+    if uses_sim {
         let sim = MarketSim::new(cfg.sim.clone())?;
         let until = opts
             .for_
@@ -257,6 +433,7 @@ pub async fn run(
         health.clone(),
         (progress.clone(), origin),
         Deduplicator::new(i64::from(cfg.alerts.dedup_minutes) * 60_000_000_000),
+        paper,
     ));
 
     // The agent watching itself: system alerts for failed, reconnecting or silent sources.
@@ -329,6 +506,10 @@ pub async fn run(
     }
     store.close().await;
     Ok(RunSummary {
+        paper: PaperSummary {
+            restored_bars,
+            ..report.paper
+        },
         pipeline: report.stats,
         alerts: report.alerts,
         alerts_suppressed: report.suppressed,

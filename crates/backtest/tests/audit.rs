@@ -206,6 +206,11 @@ mod properties {
                         "entry at {} within {} bars of a loss at {}", t.entry_time, cooldown, exit
                     );
                 }
+                // A position opened on the last bar is closed at once by the end of the
+                // backtest, which rewrites that bar's equity point: nothing to compare to.
+                if t.entry_time == t.exit_time {
+                    continue;
+                }
                 let value = (t.quantity * t.entry_price).to_f64().unwrap();
                 let fee = value * 0.001;
                 let equity = equity_at(t.entry_time).unwrap() + fee;

@@ -316,6 +316,15 @@ impl Pipeline {
         Some((set.columns(), &series.values[FIRST_INDICATOR..]))
     }
 
+    /// Interns `instruments` in this order before any event arrives, so that bars closing
+    /// at the same time are emitted in this order whether they come from trades or from
+    /// stored candles (a restart that replays history then reproduces the live order).
+    pub fn register(&mut self, instruments: &[InstrumentId]) {
+        for id in instruments {
+            self.intern(*id);
+        }
+    }
+
     /// The compiled trading rules.
     pub fn rules(&self) -> &[Rule] {
         &self.rules

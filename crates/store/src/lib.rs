@@ -103,12 +103,49 @@ pub struct Batch {
     pub alerts: Vec<Alert>,
     /// Text items with the time they became known.
     pub text_items: Vec<(TextItem, UnixNanos)>,
+    /// The paper trader's closed trades.
+    pub paper_trades: Vec<PaperTradeRow>,
+    /// The paper trader's audit entries.
+    pub paper_audit: Vec<PaperAuditRow>,
+}
+
+/// A closed paper trade as stored: its key, its P&L and the whole trade as JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaperTradeRow {
+    /// The instrument (`venue:BASE/QUOTE`).
+    pub instrument: String,
+    /// Entry time.
+    pub entry_time: UnixNanos,
+    /// Exit time.
+    pub exit_time: UnixNanos,
+    /// Realised P&L, a decimal as text.
+    pub pnl: String,
+    /// The trade as JSON.
+    pub body: String,
+}
+
+/// One entry of the paper trader's audit stream as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaperAuditRow {
+    /// Event time.
+    pub ts: UnixNanos,
+    /// The instrument, or empty for portfolio-wide entries.
+    pub instrument: String,
+    /// `approve`, `refuse`, `buy`, …
+    pub action: String,
+    /// Why.
+    pub reason: String,
 }
 
 impl Batch {
     /// Number of rows in the batch.
     pub fn len(&self) -> usize {
-        self.candles.len() + self.opportunities.len() + self.alerts.len() + self.text_items.len()
+        self.candles.len()
+            + self.opportunities.len()
+            + self.alerts.len()
+            + self.text_items.len()
+            + self.paper_trades.len()
+            + self.paper_audit.len()
     }
 
     /// Whether the batch holds nothing.
@@ -122,6 +159,8 @@ impl Batch {
         self.opportunities.clear();
         self.alerts.clear();
         self.text_items.clear();
+        self.paper_trades.clear();
+        self.paper_audit.clear();
     }
 }
 
@@ -255,6 +294,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         page: u32,
         per_page: u32,
     ) -> Result<Page<StoredAlert>, StoreError>;
+    /// The latest closed paper trades, newest exit first.
+    async fn paper_trades(&self, limit: u32) -> Result<Vec<PaperTradeRow>, StoreError>;
     /// Row counts and sizes.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
     /// Flushes and closes connections.

@@ -15,19 +15,28 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlSafeStr};
 
 use crate::{
-    Batch, CandleQuery, OpportunityQuery, Page, SeriesStats, Store, StoreError, StoreStats,
-    StoredAlert, StoredOpportunity, TextItem,
+    Batch, CandleQuery, OpportunityQuery, Page, PaperTradeRow, SeriesStats, Store, StoreError,
+    StoreStats, StoredAlert, StoredOpportunity, TextItem,
 };
 
 /// The migrations, embedded so the binary needs no files at run time.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("paper"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0002_paper.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 fn q(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -226,7 +235,56 @@ impl Store for SqliteStore {
             .await
             .map_err(q("insert text item"))?;
         }
+        for t in &batch.paper_trades {
+            sqlx::query(
+                "INSERT INTO paper_trades (instrument, entry_time, exit_time, pnl, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (instrument, entry_time) DO NOTHING",
+            )
+            .bind(&t.instrument)
+            .bind(t.entry_time)
+            .bind(t.exit_time)
+            .bind(&t.pnl)
+            .bind(&t.body)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("insert paper trade"))?;
+        }
+        for a in &batch.paper_audit {
+            sqlx::query(
+                "INSERT INTO paper_audit (ts, instrument, action, reason) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (ts, instrument, action, reason) DO NOTHING",
+            )
+            .bind(a.ts)
+            .bind(&a.instrument)
+            .bind(&a.action)
+            .bind(&a.reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("insert paper audit"))?;
+        }
         tx.commit().await.map_err(q("commit"))
+    }
+
+    async fn paper_trades(&self, limit: u32) -> Result<Vec<PaperTradeRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instrument, entry_time, exit_time, pnl, body FROM paper_trades
+             ORDER BY exit_time DESC, instrument LIMIT ?1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select paper trades"))?;
+        Ok(rows
+            .iter()
+            .map(|r| PaperTradeRow {
+                instrument: r.get(0),
+                entry_time: r.get(1),
+                exit_time: r.get(2),
+                pnl: r.get(3),
+                body: r.get(4),
+            })
+            .collect())
     }
 
     async fn candles(&self, cq: &CandleQuery) -> Result<Vec<Candle>, StoreError> {

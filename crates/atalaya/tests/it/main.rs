@@ -5,5 +5,6 @@
 mod backtest;
 mod cli;
 mod demo;
+mod paper;
 mod patterns;
 mod replay;

@@ -98,7 +98,7 @@ async fn candles_upsert_by_key_and_read_back_in_order() {
     let stats = store.stats().await.unwrap();
     assert_eq!(stats.candles, 11);
     assert_eq!(stats.series.len(), 2);
-    assert_eq!(stats.migrations, vec![1]);
+    assert_eq!(stats.migrations, vec![1, 2]);
     // Migrating twice is harmless.
     store.migrate().await.unwrap();
 }
@@ -233,4 +233,39 @@ async fn opening_a_path_that_is_a_directory_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = SqliteStore::open(dir.path()).await.unwrap_err();
     assert!(err.to_string().contains("cannot open the store"), "{err}");
+}
+
+#[tokio::test]
+async fn paper_journal_rows_are_written_once_and_read_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("p.db")).await.unwrap();
+    store.migrate().await.unwrap();
+    let trade = |entry: i64, exit: i64| atalaya_store::PaperTradeRow {
+        instrument: "sim:BTC/USDT".into(),
+        entry_time: entry,
+        exit_time: exit,
+        pnl: "-1.5".into(),
+        body: "{}".into(),
+    };
+    let audit = atalaya_store::PaperAuditRow {
+        ts: 5,
+        instrument: "sim:BTC/USDT".into(),
+        action: "refuse".into(),
+        reason: "cooling down".into(),
+    };
+    let batch = atalaya_store::Batch {
+        paper_trades: vec![trade(1, 2), trade(3, 9)],
+        paper_audit: vec![audit.clone(), audit],
+        ..Default::default()
+    };
+    // A replay after a restart writes the same rows again: nothing doubles.
+    store.write(&batch).await.unwrap();
+    store.write(&batch).await.unwrap();
+    let rows = store.paper_trades(10).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.exit_time).collect::<Vec<_>>(),
+        vec![9, 2]
+    );
+    assert_eq!(store.paper_trades(1).await.unwrap().len(), 1);
+    store.close().await;
 }
