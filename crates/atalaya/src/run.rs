@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use atalaya_alerts::alert_for;
 use atalaya_alerts::routing::Deduplicator;
 use atalaya_bus::health::{EngineStatus, Health};
+use atalaya_bus::health::{PortfolioStatus, PositionStatus};
 use atalaya_bus::{Bus, Delivery, InProcessBus, Subscription, Topic};
 use atalaya_engine::{PaperTrader, Pipeline, PipelineStats};
 use atalaya_model::InstrumentId;
@@ -129,6 +130,31 @@ impl Paper {
                 self.written_audit = audit.len();
             }
             Err(e) => tracing::error!(error = %e, "writing the paper journal; will retry"),
+        }
+    }
+
+    fn status(&self) -> PortfolioStatus {
+        let last = self.trader.equity().last();
+        PortfolioStatus {
+            cash: self.trader.cash().round_dp(8).to_string(),
+            equity: last.map_or_else(
+                || self.trader.cash().to_string().parse().unwrap_or(0.0),
+                |p| p.equity,
+            ),
+            exposure: last.map_or(0.0, |p| p.exposure),
+            closed_trades: self.trader.trades().len() as u64,
+            refused: self.trader.refused(),
+            positions: self
+                .trader
+                .positions()
+                .into_iter()
+                .map(|(id, q, px)| PositionStatus {
+                    instrument: id.to_string(),
+                    quantity: q.to_string(),
+                    entry_price: px.to_string(),
+                })
+                .collect(),
+            as_of: last.map(|p| p.ts),
         }
     }
 
@@ -269,6 +295,7 @@ async fn engine_task(
             events_at_tick = events;
             tick = Instant::now();
             status(&pipeline, last_ts, rate);
+            health.set_portfolio(paper.status());
             if let Some(ts) = last_ts {
                 let minute = u64::try_from(ts / 60_000_000_000).unwrap_or(0);
                 progress.set_position(minute.saturating_sub(progress_origin));
@@ -282,6 +309,7 @@ async fn engine_task(
         }
     }
     status(&pipeline, last_ts, rate);
+    health.set_portfolio(paper.status());
     paper.persist().await;
     bus.close(Topic::Outbound);
     Ok(EngineReport {
@@ -346,6 +374,7 @@ pub async fn run(
         restored_until,
     };
     paper.persist().await;
+    health.set_portfolio(paper.status());
 
     let inbound = bus.subscribe(Topic::Inbound, "engine", Delivery::Reliable)?;
     let counters = Arc::new(WriterCounters::default());

@@ -109,11 +109,42 @@ pub struct EngineStatus {
     pub last_event_ts: Option<UnixNanos>,
 }
 
-/// The registry: every source's entry and the engine's counters.
+/// One open paper position.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PositionStatus {
+    /// `venue:BASE/QUOTE`.
+    pub instrument: String,
+    /// Quantity, a decimal as text.
+    pub quantity: String,
+    /// Entry fill price, a decimal as text.
+    pub entry_price: String,
+}
+
+/// The live paper portfolio.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PortfolioStatus {
+    /// Cash, a decimal as text.
+    pub cash: String,
+    /// Cash plus positions at their last close.
+    pub equity: f64,
+    /// Value of the open positions.
+    pub exposure: f64,
+    /// Closed trades so far.
+    pub closed_trades: u64,
+    /// Entries the risk manager refused.
+    pub refused: u64,
+    /// Open positions.
+    pub positions: Vec<PositionStatus>,
+    /// Event time of the last valuation.
+    pub as_of: Option<UnixNanos>,
+}
+
+/// The registry: every source's entry, the engine's counters and the paper portfolio.
 #[derive(Debug, Default)]
 pub struct Health {
     sources: RwLock<BTreeMap<String, SourceHandle>>,
     engine: Mutex<EngineStatus>,
+    portfolio: Mutex<PortfolioStatus>,
 }
 
 impl Health {
@@ -146,6 +177,18 @@ impl Health {
         if let Ok(mut g) = self.engine.lock() {
             *g = s;
         }
+    }
+
+    /// Replaces the paper portfolio's status.
+    pub fn set_portfolio(&self, p: PortfolioStatus) {
+        if let Ok(mut g) = self.portfolio.lock() {
+            *g = p;
+        }
+    }
+
+    /// The paper portfolio's status.
+    pub fn portfolio(&self) -> PortfolioStatus {
+        self.portfolio.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
     /// The engine's counters.

@@ -17,6 +17,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/opportunities", get(opportunities))
         .route("/api/v1/candles", get(candles))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/portfolio", get(portfolio))
         .fallback(not_found)
         .with_state(state)
 }
@@ -179,4 +180,30 @@ async fn alerts(
     Ok(Json(
         serde_json::to_value(page).map_err(|e| ApiError::Internal(Box::new(e)))?,
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortfolioParams {
+    limit: Option<String>,
+}
+
+/// The live paper portfolio and its latest closed trades (newest exit first).
+async fn portfolio(
+    State(s): State<AppState>,
+    q: Result<Query<PortfolioParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let p = query(q)?;
+    let limit = number("limit", p.limit.as_deref(), 50, 1000)?;
+    let trades: Vec<Value> = s
+        .store
+        .paper_trades(limit)
+        .await?
+        .into_iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap_or(Value::Null))
+        .collect();
+    Ok(Json(json!({
+        "portfolio": s.health.portfolio(),
+        "trades": trades,
+    })))
 }

@@ -262,3 +262,44 @@ async fn alerts_newest_first() {
     let (s, _) = get(&st, "/api/v1/alerts?since=never").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn portfolio_shows_the_live_status_and_the_latest_trades() {
+    let (_d, st) = state().await;
+    let trade = |entry: i64, exit: i64| atalaya_store::PaperTradeRow {
+        instrument: "sim:BTC/USDT".into(),
+        entry_time: entry,
+        exit_time: exit,
+        pnl: "2.5".into(),
+        body: format!(r#"{{"entry_time":{entry},"exit_time":{exit},"pnl":"2.5"}}"#),
+    };
+    st.store
+        .write(&atalaya_store::Batch {
+            paper_trades: vec![trade(1, 5), trade(6, 9)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    st.health
+        .set_portfolio(atalaya_bus::health::PortfolioStatus {
+            cash: "9000".into(),
+            equity: 10_050.0,
+            exposure: 1050.0,
+            closed_trades: 2,
+            refused: 1,
+            positions: vec![atalaya_bus::health::PositionStatus {
+                instrument: "sim:ETH/USDT".into(),
+                quantity: "0.5".into(),
+                entry_price: "2000".into(),
+            }],
+            as_of: Some(9),
+        });
+    let (s, v) = get(&st, "/api/v1/portfolio?limit=1").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["portfolio"]["equity"], 10_050.0);
+    assert_eq!(v["portfolio"]["positions"][0]["instrument"], "sim:ETH/USDT");
+    assert_eq!(v["trades"].as_array().unwrap().len(), 1);
+    assert_eq!(v["trades"][0]["exit_time"], 9, "newest exit first");
+    let (s, v) = get(&st, "/api/v1/portfolio?limit=0").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
