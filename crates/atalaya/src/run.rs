@@ -15,7 +15,7 @@ use atalaya_bus::health::{EngineStatus, Health};
 use atalaya_bus::health::{PortfolioStatus, PositionStatus};
 use atalaya_bus::{Bus, Delivery, InProcessBus, Subscription, Topic};
 use atalaya_engine::{PaperTrader, Pipeline, PipelineStats};
-use atalaya_model::InstrumentId;
+use atalaya_model::{AlertPriority, InstrumentId};
 use atalaya_model::{Clock, Envelope, Event, LiveClock, Symbol, UnixNanos};
 use atalaya_server::AppState;
 use atalaya_sources::{MarketSim, SimulatorSource, Source, SourceContext, Speed};
@@ -79,6 +79,8 @@ struct Paper {
     store: Arc<dyn Store>,
     written_trades: usize,
     written_audit: usize,
+    /// Audit entries already checked for breaker changes.
+    alerted_audit: usize,
     restored_until: UnixNanos,
 }
 
@@ -131,6 +133,34 @@ impl Paper {
             }
             Err(e) => tracing::error!(error = %e, "writing the paper journal; will retry"),
         }
+    }
+
+    /// System alerts for drawdown-breaker changes since the last call: critical when it
+    /// trips, low when entries resume.
+    fn breaker_alerts(&mut self) -> Vec<(AlertPriority, String, String, UnixNanos)> {
+        let audit = self.trader.audit();
+        let new = &audit[self.alerted_audit.min(audit.len())..];
+        self.alerted_audit = audit.len();
+        new.iter()
+            .filter(|a| a.action == "breaker")
+            .map(|a| {
+                if a.reason.starts_with("drawdown") {
+                    (
+                        AlertPriority::Critical,
+                        "Paper portfolio: drawdown breaker tripped".to_owned(),
+                        a.reason.clone(),
+                        a.ts,
+                    )
+                } else {
+                    (
+                        AlertPriority::Low,
+                        "Paper portfolio: entries resume".to_owned(),
+                        a.reason.clone(),
+                        a.ts,
+                    )
+                }
+            })
+            .collect()
     }
 
     fn status(&self) -> PortfolioStatus {
@@ -281,6 +311,21 @@ async fn engine_task(
                     bus.publish(Topic::Outbound, out.clone()).await?;
                 }
             }
+            for (priority, title, reason, ts) in paper.breaker_alerts() {
+                alerts += 1;
+                let alert = atalaya_model::Alert {
+                    id: alerts,
+                    opportunity_id: None,
+                    instrument: None,
+                    priority,
+                    title,
+                    body: format!("{reason}\nSystem alert from Atalaya's paper trader."),
+                    created_at: ts,
+                };
+                tracing::warn!(title = %alert.title, "system alert");
+                let env = Envelope::new(alerts, ts, ts, engine_src, Event::Alert(Box::new(alert)));
+                bus.publish(Topic::Outbound, env).await?;
+            }
             if matches!(
                 env.payload,
                 Event::News(_) | Event::Social(_) | Event::Alert(_)
@@ -371,9 +416,11 @@ pub async fn run(
         store: store.clone(),
         written_trades: 0,
         written_audit: 0,
+        alerted_audit: 0,
         restored_until,
     };
     paper.persist().await;
+    paper.alerted_audit = paper.trader.audit().len();
     health.set_portfolio(paper.status());
 
     let inbound = bus.subscribe(Topic::Inbound, "engine", Delivery::Reliable)?;

@@ -107,3 +107,46 @@ async fn a_sigkilled_run_resumes_to_the_same_portfolio_as_an_uninterrupted_one()
     assert!(err.contains("stored bars replayed to restore it"), "{err}");
     assert_eq!(journal(&cut).await, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drawdown_breaker_raises_a_critical_system_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("atalaya.toml");
+    std::fs::write(
+        &cfg,
+        format!("{CONFIG}\n[risk]\nmax_drawdown = 0.005\nbreaker_bars = 30\n"),
+    )
+    .unwrap();
+    let db = dir.path().join("b.db");
+    let out = run_cmd(&cfg, &db).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = SqliteStore::open(&db).await.unwrap();
+    let alerts = store.alerts(None, 1, 1000).await.unwrap();
+    store.close().await;
+    let tripped: Vec<_> = alerts
+        .items
+        .iter()
+        .filter(|a| a.title == "Paper portfolio: drawdown breaker tripped")
+        .collect();
+    assert!(
+        !tripped.is_empty(),
+        "{:?}",
+        alerts.items.iter().map(|a| &a.title).collect::<Vec<_>>()
+    );
+    assert_eq!(tripped[0].priority, "critical");
+    assert!(
+        tripped[0].body.contains("new entries paused for 30 bars"),
+        "{}",
+        tripped[0].body
+    );
+    assert!(
+        alerts
+            .items
+            .iter()
+            .any(|a| a.title == "Paper portfolio: entries resume")
+    );
+}
