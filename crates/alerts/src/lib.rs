@@ -25,6 +25,7 @@ use atalaya_model::{Alert, AlertPriority, Opportunity, format_utc};
 use serde::{Deserialize, Serialize};
 
 pub mod discord;
+pub mod email;
 pub mod routing;
 pub mod sms;
 pub mod telegram;
@@ -72,6 +73,16 @@ pub enum AlertError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
+    /// The SMTP server answered with an error: 5xx replies are permanent, 4xx transient.
+    #[error("email: SMTP {code}: {message}")]
+    Smtp {
+        /// The reply code (0 when there was none).
+        code: u16,
+        /// The server's text.
+        message: String,
+        /// A 5xx reply: retrying will not help.
+        permanent: bool,
+    },
 }
 
 impl AlertError {
@@ -83,6 +94,7 @@ impl AlertError {
             }
             AlertError::Rejected { status, .. } => *status >= 500,
             AlertError::Client(_) => false,
+            AlertError::Smtp { permanent, .. } => !permanent,
         }
     }
 }

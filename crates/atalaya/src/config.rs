@@ -114,6 +114,51 @@ pub struct AlertsConfig {
     pub webhook: WebhookConfig,
     /// SMS through Twilio.
     pub sms: SmsConfig,
+    /// Email over SMTP.
+    pub email: EmailConfig,
+}
+
+/// Email over SMTP. The password comes from `ATALAYA_ALERTS__EMAIL__PASSWORD`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// Whether to send email.
+    pub enabled: bool,
+    /// SMTP server host name.
+    pub host: String,
+    /// Port: 587 for STARTTLS, 465 for implicit TLS.
+    pub port: u16,
+    /// `starttls`, `tls`, or `none` (loopback only).
+    pub security: atalaya_alerts::email::Security,
+    /// SMTP user name; empty for no authentication.
+    pub username: String,
+    /// SMTP password (secret; environment only).
+    pub password: String,
+    /// PEM file of extra certificate authorities to trust; empty for the public roots only.
+    pub ca_file: String,
+    /// Sender, `Name <address>` or `address`.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Daily UTC window (`22:00-07:00`) in which alerts below critical wait; empty for none.
+    pub quiet_hours: String,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: String::new(),
+            port: 587,
+            security: atalaya_alerts::email::Security::Starttls,
+            username: String::new(),
+            password: String::new(),
+            ca_file: String::new(),
+            from: String::new(),
+            to: Vec::new(),
+            quiet_hours: String::new(),
+        }
+    }
 }
 
 /// SMS through Twilio. The auth token comes from `ATALAYA_ALERTS__SMS__AUTH_TOKEN`.
@@ -175,6 +220,7 @@ impl Default for AlertsConfig {
             discord: DiscordConfig::default(),
             webhook: WebhookConfig::default(),
             sms: SmsConfig::default(),
+            email: EmailConfig::default(),
         }
     }
 }
@@ -512,7 +558,29 @@ pub fn load(
             origin: origin_of("alerts.sms"),
         });
     }
+    let e = &config.alerts.email;
+    if e.enabled && (e.host.trim().is_empty() || e.from.trim().is_empty() || e.to.is_empty()) {
+        problems.push(Problem {
+            path: "alerts.email".into(),
+            message: "enabled without host, from and at least one address in to".into(),
+            origin: origin_of("alerts.email"),
+        });
+    }
+    if e.enabled
+        && e.security == atalaya_alerts::email::Security::None
+        && !matches!(e.host.as_str(), "localhost" | "127.0.0.1" | "::1")
+    {
+        problems.push(Problem {
+            path: "alerts.email.security".into(),
+            message: format!(
+                "\"none\" would send mail and password in clear to {}: use starttls or tls (none is for a relay on localhost)",
+                e.host
+            ),
+            origin: origin_of("alerts.email.security"),
+        });
+    }
     for (name, q) in [
+        ("email", &config.alerts.email.quiet_hours),
         ("sms", &config.alerts.sms.quiet_hours),
         ("telegram", &config.alerts.telegram.quiet_hours),
         ("discord", &config.alerts.discord.quiet_hours),

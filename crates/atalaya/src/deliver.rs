@@ -73,6 +73,21 @@ pub fn channels(cfg: &AlertsConfig) -> anyhow::Result<Vec<ChannelSetup>> {
         let n = SmsNotifier::new(&m.base_url, &m.account_sid, &m.auth_token, &m.from, &m.to)?;
         out.push((Channel::Sms, Arc::new(n), quiet(&m.quiet_hours)?));
     }
+    if cfg.email.enabled {
+        let e = &cfg.email;
+        let n = atalaya_alerts::email::EmailNotifier::new(&atalaya_alerts::email::SmtpSettings {
+            host: e.host.clone(),
+            port: e.port,
+            security: e.security,
+            username: e.username.clone(),
+            password: e.password.clone(),
+            ca_file: (!e.ca_file.is_empty()).then(|| e.ca_file.clone().into()),
+            from: e.from.clone(),
+            to: e.to.clone(),
+            timeout: std::time::Duration::from_secs(30),
+        })?;
+        out.push((Channel::Email, Arc::new(n), quiet(&e.quiet_hours)?));
+    }
     if cfg.webhook.enabled {
         let w = &cfg.webhook;
         out.push((
