@@ -297,6 +297,7 @@ pub fn alert_for(id: u64, o: &Opportunity) -> Alert {
         title: format!("{} {} ({})", o.kind(), o.instrument(), o.timeframe()),
         body: full_text(o),
         created_at: o.generated_at(),
+        deliveries: Vec::new(),
     }
 }
 

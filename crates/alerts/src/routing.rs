@@ -24,6 +24,28 @@ pub enum Channel {
     Console,
 }
 
+impl Channel {
+    /// The name as configured and stored (`telegram`), the same as its notifier's.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Telegram => "telegram",
+            Self::Discord => "discord",
+            Self::Email => "email",
+            Self::Sms => "sms",
+            Self::Webhook => "webhook",
+            Self::Console => "console",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str)'s names.
+    pub fn parse(s: &str) -> Option<Self> {
+        use Channel::*;
+        [Telegram, Discord, Email, Sms, Webhook, Console]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+}
+
 /// Channels per priority, as the original plan routes them: critical to every channel, high to
 /// Telegram, Discord and email, medium to Telegram and Discord, low to Telegram. The console,
 /// when enabled, gets everything.
@@ -80,6 +102,18 @@ pub enum Suppressed {
         /// How long before (event time).
         ago_ns: i64,
     },
+}
+
+impl std::fmt::Display for Suppressed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Suppressed::Duplicate { ago_ns } => write!(
+                f,
+                "duplicate: the same instrument and type was alerted {} min earlier (event time)",
+                ago_ns / 60_000_000_000
+            ),
+        }
+    }
 }
 
 /// Suppresses repeats: the same instrument and opportunity type within `window_ns` of event

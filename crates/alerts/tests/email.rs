@@ -90,6 +90,7 @@ fn alert() -> Alert {
         body: "BUY binance:BTC/USDT (1h) @ 60123.45\nWhy: RSI < 30 & close > EMA200\nNot financial advice."
             .into(),
         created_at: 0,
+        deliveries: Vec::new(),
     }
 }
 

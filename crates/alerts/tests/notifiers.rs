@@ -17,6 +17,7 @@ fn alert() -> Alert {
         title: "BUY binance:BTC/USDT (1h)".into(),
         body: "Confidence 82% <strong> & rising > 80 @everyone".into(),
         created_at: 1_735_689_600_000_000_000,
+        deliveries: Vec::new(),
     }
 }
 
@@ -125,6 +126,7 @@ async fn webhook_posts_the_alert_signed_over_timestamp_and_body() {
         status: 200,
         body: String::new(),
         headers: Vec::new(),
+        delay_ms: 0,
     })
     .await
     .unwrap();

@@ -116,6 +116,53 @@ pub struct AlertsConfig {
     pub sms: SmsConfig,
     /// Email over SMTP.
     pub email: EmailConfig,
+    /// Alerts per hour per channel (token buckets).
+    pub budget: BudgetConfig,
+}
+
+/// Alerts per hour per channel: the original plan's defaults. An alert over the budget waits
+/// in the outbox, pending; it is never dropped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Telegram.
+    pub telegram: u32,
+    /// Discord.
+    pub discord: u32,
+    /// Email.
+    pub email: u32,
+    /// SMS.
+    pub sms: u32,
+    /// The generic webhook.
+    pub webhook: u32,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self {
+            telegram: 50,
+            discord: 100,
+            email: 20,
+            sms: 5,
+            webhook: 600,
+        }
+    }
+}
+
+impl BudgetConfig {
+    /// The budget of each channel (the console has none).
+    pub fn per_channel(&self) -> std::collections::BTreeMap<atalaya_alerts::routing::Channel, u32> {
+        use atalaya_alerts::routing::Channel;
+        [
+            (Channel::Telegram, self.telegram),
+            (Channel::Discord, self.discord),
+            (Channel::Email, self.email),
+            (Channel::Sms, self.sms),
+            (Channel::Webhook, self.webhook),
+        ]
+        .into_iter()
+        .collect()
+    }
 }
 
 /// Email over SMTP. The password comes from `ATALAYA_ALERTS__EMAIL__PASSWORD`.
@@ -221,6 +268,7 @@ impl Default for AlertsConfig {
             webhook: WebhookConfig::default(),
             sms: SmsConfig::default(),
             email: EmailConfig::default(),
+            budget: BudgetConfig::default(),
         }
     }
 }

@@ -1,20 +1,23 @@
-//! Alert delivery at run time: routes each alert to its channels by priority, and runs one
-//! worker per channel that waits for the channel's token bucket, sends, and retries transient
-//! failures with backoff (honouring the provider's retry delay). Alerts over a budget wait in
-//! the channel's queue; none is dropped while the process runs. At shutdown, what is still
-//! queued is reported; the crash-safe outbox that will keep it is the alert-system issue's.
+//! Alert delivery at run time, from the outbox in the store: the engine writes each alert with
+//! one delivery row per routed channel (in the writer's transaction); [`dispatch`] sends the
+//! pending rows through one worker per channel, which keeps the channel's token bucket, quiet
+//! hours and pace, and records each outcome: delivered; pending again with exponential backoff
+//! and jitter (or the provider's retry delay) after a transient failure; dead-lettered after
+//! [`MAX_ATTEMPTS`] or a permanent refusal. A crash loses nothing: what was not recorded as
+//! delivered is sent at the next start.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use atalaya_alerts::discord::DiscordNotifier;
-use atalaya_alerts::routing::{Channel, QuietHours, Routes, TokenBucket};
+use atalaya_alerts::routing::{Channel, QuietHours, TokenBucket};
 use atalaya_alerts::sms::SmsNotifier;
 use atalaya_alerts::telegram::TelegramNotifier;
 use atalaya_alerts::webhook::WebhookNotifier;
 use atalaya_alerts::{ConsoleNotifier, Notifier};
-use atalaya_bus::Subscription;
-use atalaya_model::{Alert, AlertPriority, Clock, Event, LiveClock};
+use atalaya_model::{Alert, AlertPriority, Clock, DeliveryState, LiveClock};
+use atalaya_store::{DeliveryUpdate, DueDelivery, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -117,6 +120,7 @@ pub async fn test_channels(
             atalaya_model::format_utc(now)
         ),
         created_at: now,
+        deliveries: Vec::new(),
     };
     let mut lines = Vec::new();
     let mut all_ok = true;
@@ -142,30 +146,58 @@ pub async fn test_channels(
     Ok((lines, all_ok))
 }
 
+/// What a worker did with one delivery.
+enum Outcome {
+    /// It tried, and recorded the outcome.
+    Sent,
+    /// It did not try: the run is finishing and the channel would have had to wait (budget
+    /// or quiet hours). The row stays pending for the next start.
+    Deferred,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn worker(
+    store: Arc<dyn Store>,
     channel: Channel,
     n: Arc<dyn Notifier>,
     quiet: Option<QuietHours>,
-    mut rx: mpsc::Receiver<Alert>,
+    budget: Option<u32>,
+    mut rx: mpsc::Receiver<DueDelivery>,
+    done: mpsc::Sender<(DueDelivery, Outcome)>,
+    finish: CancellationToken,
     cancel: CancellationToken,
 ) {
     let clock = LiveClock;
-    let mut bucket = TokenBucket::hourly_default(channel, clock.now());
+    let mut bucket = match budget {
+        Some(per_hour) => Some(TokenBucket::new(per_hour, 3_600_000_000_000, clock.now())),
+        None => TokenBucket::hourly_default(channel, clock.now()),
+    };
     let mut last_sent = i64::MIN / 2;
-    'alerts: while let Some(alert) = rx.recv().await {
+    while let Some(d) = rx.recv().await {
+        // Waits end early when the run finishes (the row stays pending) or is cancelled.
+        let wait = |ns: i64| {
+            let (finish, cancel) = (finish.clone(), cancel.clone());
+            async move {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_nanos(ns.max(1) as u64)) => true,
+                    () = finish.cancelled() => false,
+                    () = cancel.cancelled() => false,
+                }
+            }
+        };
         if let Some(end) = quiet
-            .filter(|_| alert.priority < AlertPriority::Critical)
+            .filter(|_| d.alert.priority < AlertPriority::Critical)
             .and_then(|q| q.ends_at(clock.now()))
         {
             tracing::info!(channel = n.name(), "quiet hours; alert held until they end");
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_nanos((end - clock.now()).max(0) as u64)) => {}
-                () = cancel.cancelled() => {
-                    tracing::error!(channel = n.name(), undelivered = 1 + rx.len(), "shutdown during quiet hours; alerts not delivered");
-                    break 'alerts;
+            if !wait(end - clock.now()).await {
+                if done.send((d, Outcome::Deferred)).await.is_err() {
+                    return;
                 }
+                continue;
             }
         }
+        let mut deferred = false;
         if let Some(b) = &mut bucket {
             while let Err(wait_ns) = b.try_take(clock.now()) {
                 tracing::info!(
@@ -173,15 +205,17 @@ async fn worker(
                     wait_s = wait_ns / 1_000_000_000,
                     "alert budget used up; waiting"
                 );
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_nanos(wait_ns.max(1) as u64)) => {}
-                    () = cancel.cancelled() => {
-                        let left = 1 + rx.len();
-                        tracing::error!(channel = n.name(), undelivered = left, "shutdown with alerts still waiting for the channel's budget");
-                        break 'alerts;
-                    }
+                if !wait(wait_ns).await {
+                    deferred = true;
+                    break;
                 }
             }
+        }
+        if deferred {
+            if done.send((d, Outcome::Deferred)).await.is_err() {
+                return;
+            }
+            continue;
         }
         // Telegram asks for at most one message per second in a chat.
         if channel == Channel::Telegram {
@@ -190,70 +224,186 @@ async fn worker(
                 tokio::time::sleep(Duration::from_nanos((1_000_000_000 - since) as u64)).await;
             }
         }
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = n.send(&alert).await;
-            last_sent = clock.now();
-            match result {
-                Ok(()) => break,
-                Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
-                    let wait = match &e {
-                        atalaya_alerts::AlertError::RateLimited { retry_after_ms, .. } => {
-                            Duration::from_millis(*retry_after_ms)
-                        }
-                        _ => Duration::from_millis(500 << attempt.min(7)),
-                    };
-                    tracing::warn!(channel = n.name(), error = %e, attempt, ?wait, "alert delivery failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        () = cancel.cancelled() => {
-                            tracing::error!(channel = n.name(), title = %alert.title, "shutdown during a retry; alert not delivered");
-                            break 'alerts;
-                        }
-                    }
+        if cancel.is_cancelled() {
+            return;
+        }
+        let result = n.send(&d.alert).await;
+        last_sent = clock.now();
+        // Recorded before the next send: a crash leaves at most this one message sent but
+        // not recorded, to be sent again at the next start.
+        let u = next_state(&d, result, clock.now());
+        if let Err(e) = store.update_delivery(&u).await {
+            tracing::error!(error = %e, "recording a delivery; it stays pending and may be sent again");
+        }
+        if done.send((d, Outcome::Sent)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The next state of a delivery after an attempt.
+fn next_state(
+    d: &DueDelivery,
+    result: Result<(), atalaya_alerts::AlertError>,
+    now: i64,
+) -> DeliveryUpdate {
+    let attempts = d.attempts + 1;
+    let base = DeliveryUpdate {
+        alert_id: d.alert_id,
+        channel: d.channel.clone(),
+        state: DeliveryState::Delivered,
+        attempts,
+        next_attempt_at: 0,
+        last_error: None,
+        reason: None,
+        updated_at: now,
+    };
+    match result {
+        Ok(()) => base,
+        Err(e) if e.is_transient() && attempts < MAX_ATTEMPTS => {
+            let wait_ns = match &e {
+                atalaya_alerts::AlertError::RateLimited { retry_after_ms, .. } => {
+                    i64::try_from(*retry_after_ms).unwrap_or(i64::MAX / 2) * 1_000_000
                 }
-                Err(e) => {
-                    tracing::error!(channel = n.name(), error = %e, title = %alert.title, "alert dead-lettered");
-                    break;
+                // Exponential backoff with jitter: 0.5 s, 1 s, 2 s, … ± 25%.
+                _ => {
+                    let b = 500_000_000i64 << attempts.min(10);
+                    let jitter = (d.alert_id.wrapping_mul(2_654_435_761) ^ now) % (b / 4).max(1);
+                    b + jitter.abs() - b / 8
                 }
+            };
+            tracing::warn!(channel = %d.channel, error = %e, attempts, "alert delivery failed; will retry");
+            DeliveryUpdate {
+                state: DeliveryState::Pending,
+                next_attempt_at: now.saturating_add(wait_ns),
+                last_error: Some(format!("{e:#}")),
+                ..base
+            }
+        }
+        Err(e) => {
+            tracing::error!(channel = %d.channel, error = %e, title = %d.alert.title, "alert dead-lettered");
+            DeliveryUpdate {
+                state: DeliveryState::DeadLettered,
+                last_error: Some(format!("{e:#}")),
+                reason: Some(if e.is_transient() {
+                    format!("gave up after {attempts} attempts")
+                } else {
+                    "refused by the channel".to_owned()
+                }),
+                ..base
             }
         }
     }
 }
 
-/// Reads alerts from `sub` and hands each to the workers of its channels until `sub` ends;
-/// then lets the workers finish what is queued (or stop waiting when `cancel` fires).
-pub async fn run(
-    mut sub: Box<dyn Subscription>,
-    routes: Routes,
+/// The dispatcher of the alert outbox: polls the store for pending deliveries whose time has
+/// come, hands each to its channel's worker (which keeps the channel's budget, quiet hours and
+/// pace), and records every outcome (delivered, retry later with backoff, dead-lettered).
+/// Nothing is held only in memory: a delivery interrupted by a crash is still pending in the
+/// store and is sent at the next start (so a message in flight at a crash may arrive twice).
+///
+/// `finish`: the alerts have all been written; send what is due without waiting for budgets or
+/// quiet hours, then return. `cancel`: return now.
+pub async fn dispatch(
+    store: Arc<dyn Store>,
     notifiers: Vec<ChannelSetup>,
+    budgets: std::collections::BTreeMap<Channel, u32>,
+    finish: CancellationToken,
     cancel: CancellationToken,
 ) {
-    let configured: Vec<Channel> = notifiers.iter().map(|(c, _, _)| *c).collect();
-    let mut queues = Vec::new();
+    let (done_tx, mut done_rx) = mpsc::channel::<(DueDelivery, Outcome)>(256);
+    let mut queues: Vec<(Channel, mpsc::Sender<DueDelivery>)> = Vec::new();
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     for (channel, n, quiet) in notifiers {
-        let (tx, rx) = mpsc::channel(4096);
+        let (tx, rx) = mpsc::channel(64);
         queues.push((channel, tx));
-        workers.push(tokio::spawn(worker(channel, n, quiet, rx, cancel.clone())));
+        workers.push(tokio::spawn(worker(
+            store.clone(),
+            channel,
+            n,
+            quiet,
+            budgets.get(&channel).copied(),
+            rx,
+            done_tx.clone(),
+            finish.clone(),
+            cancel.clone(),
+        )));
     }
-    while let Some(env) = sub.recv().await {
-        let Event::Alert(alert) = env.payload else {
-            continue;
-        };
-        for channel in routes.route(alert.priority, &configured) {
-            if let Some((_, tx)) = queues.iter().find(|(c, _)| *c == channel)
-                && tx.send((*alert).clone()).await.is_err()
-            {
-                tracing::error!(?channel, "alert worker stopped; alert not queued");
+    drop(done_tx);
+    let clock = LiveClock;
+    let mut in_flight: HashSet<(i64, String)> = HashSet::new();
+    let mut deferred: HashSet<(i64, String)> = HashSet::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            Some((d, outcome)) = done_rx.recv() => {
+                let key = (d.alert_id, d.channel.clone());
+                in_flight.remove(&key);
+                if matches!(outcome, Outcome::Deferred) {
+                    deferred.insert(key);
+                }
+                continue;
             }
+            _ = tick.tick() => {}
+        }
+        let due = match store.due_deliveries(clock.now(), 512).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the alert outbox");
+                Vec::new()
+            }
+        };
+        let mut handed = 0;
+        for d in due {
+            let key = (d.alert_id, d.channel.clone());
+            if in_flight.contains(&key) || deferred.contains(&key) {
+                continue;
+            }
+            let queue =
+                Channel::parse(&d.channel).and_then(|c| queues.iter().find(|(q, _)| *q == c));
+            let Some((_, tx)) = queue else {
+                let u = DeliveryUpdate {
+                    alert_id: d.alert_id,
+                    channel: d.channel.clone(),
+                    state: DeliveryState::DeadLettered,
+                    attempts: d.attempts,
+                    next_attempt_at: 0,
+                    last_error: None,
+                    reason: Some(format!("channel {} is not configured any more", d.channel)),
+                    updated_at: clock.now(),
+                };
+                if let Err(e) = store.update_delivery(&u).await {
+                    tracing::error!(error = %e, "recording a delivery");
+                }
+                continue;
+            };
+            if tx.try_send(d).is_ok() {
+                in_flight.insert(key);
+                handed += 1;
+            }
+        }
+        if finish.is_cancelled() && in_flight.is_empty() && handed == 0 {
+            break;
         }
     }
     drop(queues);
     for w in workers {
         if let Err(e) = w.await {
             tracing::error!(error = %e, "alert worker panicked");
+        }
+    }
+    if let Ok(counts) = store.delivery_counts().await {
+        let pending: u64 = counts
+            .iter()
+            .filter(|(_, s, _)| s == "pending")
+            .map(|(_, _, n)| n)
+            .sum();
+        if pending > 0 {
+            tracing::warn!(
+                pending,
+                "alert deliveries still pending; they are sent at the next start"
+            );
         }
     }
 }

@@ -187,19 +187,36 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = with_db(cfg, db.as_deref());
             let store = atalaya::run::open_store(&cfg).await?;
             let page = store.alerts(None, 1, limit.clamp(1, 1000)).await?;
+            let counts = store.delivery_counts().await?;
             store.close().await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&page)?);
             } else {
                 println!("{} alerts stored; newest {}:", page.total, page.items.len());
                 for a in &page.items {
+                    let states: Vec<String> = a
+                        .deliveries
+                        .iter()
+                        .map(|d| format!("{}: {}", d.channel, d.state))
+                        .collect();
                     println!(
-                        "  {}  {:<8}  {}",
+                        "  {}  {:<8}  {}  [{}]",
                         atalaya_model::format_utc(a.created_at),
                         a.priority,
-                        a.title
+                        a.title,
+                        states.join(", ")
                     );
+                    for d in &a.deliveries {
+                        if let Some(why) = d.reason.as_ref().or(d.last_error.as_ref()) {
+                            println!("      {} ({} attempts): {why}", d.channel, d.attempts);
+                        }
+                    }
                 }
+                let summary: Vec<String> = counts
+                    .iter()
+                    .map(|(c, s, n)| format!("{c} {s} {n}"))
+                    .collect();
+                println!("deliveries: {}", summary.join(", "));
             }
         }
         Command::Bench {

@@ -73,6 +73,33 @@ struct EngineReport {
     last_event_ts: Option<UnixNanos>,
 }
 
+/// Which configured channels each alert goes to.
+struct Routing {
+    routes: atalaya_alerts::routing::Routes,
+    configured: Vec<atalaya_alerts::routing::Channel>,
+}
+
+impl Routing {
+    /// Fills the alert's deliveries: one per routed channel, pending, or suppressed with
+    /// `suppressed`'s reason.
+    fn route(&self, alert: &mut atalaya_model::Alert, suppressed: Option<String>) {
+        alert.deliveries = self
+            .routes
+            .route(alert.priority, &self.configured)
+            .into_iter()
+            .map(|c| atalaya_model::AlertDelivery {
+                channel: c.as_str().to_owned(),
+                state: if suppressed.is_some() {
+                    atalaya_model::DeliveryState::Suppressed
+                } else {
+                    atalaya_model::DeliveryState::Pending
+                },
+                reason: suppressed.clone(),
+            })
+            .collect();
+    }
+}
+
 /// The live paper trader, its journal in the store, and where a restart's replay ended.
 struct Paper {
     trader: PaperTrader,
@@ -212,6 +239,7 @@ async fn restore(
     pipeline: &mut Pipeline,
     trader: &mut PaperTrader,
     instruments: &[InstrumentId],
+    (dedup, routing): (&mut Deduplicator, &Routing),
 ) -> anyhow::Result<(u64, UnixNanos)> {
     let Some(&tf) = pipeline.timeframes().first() else {
         return Ok((0, UnixNanos::MIN));
@@ -236,13 +264,29 @@ async fn restore(
     bars.sort_by_key(|(t, k, _)| (*t, *k));
     let src = Symbol::new("restore")?;
     let mut until = UnixNanos::MIN;
+    // The opportunities and alerts of the replayed bars are written again: the store keeps
+    // the first copy, and any that a crash cut off between the bars and their alerts (a
+    // writer batch boundary) is recovered, with its deliveries pending.
+    let mut batch = Batch::default();
     for (_, _, c) in &bars {
         let env = Envelope::new(0, c.close_time(), c.close_time(), src, Event::Candle(*c));
         for out in pipeline.process(&env) {
             trader.on_event(out);
+            if let Event::Opportunity(o) = &out.payload {
+                let mut alert = alert_for(0, o);
+                let why = dedup.check(o).err().map(|w| w.to_string());
+                routing.route(&mut alert, why);
+                batch.opportunities.push(((**o).clone(), out.ts_received));
+                batch.alerts.push(alert);
+            }
         }
         until = until.max(c.close_time());
+        if batch.len() >= 5_000 {
+            store.write(&batch).await.context("restoring alerts")?;
+            batch.clear();
+        }
     }
+    store.write(&batch).await.context("restoring alerts")?;
     Ok((bars.len() as u64, until))
 }
 
@@ -253,7 +297,7 @@ async fn engine_task(
     bus: Arc<dyn Bus>,
     health: Arc<Health>,
     (progress, progress_origin): (ProgressBar, u64),
-    mut dedup: Deduplicator,
+    (mut dedup, routing): (Deduplicator, Routing),
     mut paper: Paper,
 ) -> anyhow::Result<EngineReport> {
     let mut suppressed = 0u64;
@@ -293,12 +337,15 @@ async fn engine_task(
                 paper.trader.on_event(out);
                 if let Event::Opportunity(o) = &out.payload {
                     bus.publish(Topic::Outbound, out.clone()).await?;
-                    if dedup.check(o).is_err() {
-                        suppressed += 1;
-                        continue;
-                    }
                     alerts += 1;
-                    let alert = alert_for(alerts, o);
+                    let mut alert = alert_for(alerts, o);
+                    match dedup.check(o) {
+                        Ok(()) => routing.route(&mut alert, None),
+                        Err(why) => {
+                            suppressed += 1;
+                            routing.route(&mut alert, Some(why.to_string()));
+                        }
+                    }
                     let env = Envelope::new(
                         alerts,
                         out.ts_event,
@@ -313,7 +360,7 @@ async fn engine_task(
             }
             for (priority, title, reason, ts) in paper.breaker_alerts() {
                 alerts += 1;
-                let alert = atalaya_model::Alert {
+                let mut alert = atalaya_model::Alert {
                     id: alerts,
                     opportunity_id: None,
                     instrument: None,
@@ -321,15 +368,28 @@ async fn engine_task(
                     title,
                     body: format!("{reason}\nSystem alert from Atalaya's paper trader."),
                     created_at: ts,
+                    deliveries: Vec::new(),
                 };
+                routing.route(&mut alert, None);
                 tracing::warn!(title = %alert.title, "system alert");
                 let env = Envelope::new(alerts, ts, ts, engine_src, Event::Alert(Box::new(alert)));
                 bus.publish(Topic::Outbound, env).await?;
             }
-            if matches!(
-                env.payload,
-                Event::News(_) | Event::Social(_) | Event::Alert(_)
-            ) {
+            if let Event::Alert(a) = &env.payload {
+                // A system alert from the watcher: route it like the others.
+                let mut a = (**a).clone();
+                if a.deliveries.is_empty() {
+                    routing.route(&mut a, None);
+                }
+                let env = Envelope::new(
+                    env.seq,
+                    env.ts_event,
+                    env.ts_received,
+                    env.source,
+                    Event::Alert(Box::new(a)),
+                );
+                bus.publish(Topic::Outbound, env).await?;
+            } else if matches!(env.payload, Event::News(_) | Event::Social(_)) {
                 bus.publish(Topic::Outbound, env).await?;
             }
         }
@@ -360,7 +420,8 @@ async fn engine_task(
     Ok(EngineReport {
         paper: paper.summary(),
         stats: pipeline.stats(),
-        alerts,
+        // Alerts routed to their channels; the suppressed repeats are stored but not sent.
+        alerts: alerts - suppressed,
         suppressed,
         last_event_ts: last_ts,
     })
@@ -401,8 +462,22 @@ pub async fn run(
         trading_tf,
         !cfg.engine.rules.is_empty(),
     );
-    let (restored_bars, restored_until) =
-        restore(&store, &mut pipeline, &mut trader, &instruments).await?;
+    let delivery_cancel = CancellationToken::new();
+    let delivery_finish = CancellationToken::new();
+    let notifiers = crate::deliver::channels(&cfg.alerts)?;
+    let routing = Routing {
+        routes: cfg.alerts.routes.clone(),
+        configured: notifiers.iter().map(|(c, _, _)| *c).collect(),
+    };
+    let mut dedup = Deduplicator::new(i64::from(cfg.alerts.dedup_minutes) * 60_000_000_000);
+    let (restored_bars, restored_until) = restore(
+        &store,
+        &mut pipeline,
+        &mut trader,
+        &instruments,
+        (&mut dedup, &routing),
+    )
+    .await?;
     if restored_bars > 0 {
         tracing::info!(
             bars = restored_bars,
@@ -432,16 +507,15 @@ pub async fn run(
         WriterConfig::default(),
         counters.clone(),
     ));
-    let delivery_cancel = CancellationToken::new();
-    let notifiers = crate::deliver::channels(&cfg.alerts)?;
+    // The outbox dispatcher also resumes deliveries left pending by an earlier run.
     let notifier_handle = if notifiers.is_empty() {
         None
     } else {
-        let sub = bus.subscribe(Topic::Outbound, "alerts", Delivery::Reliable)?;
-        Some(tokio::spawn(crate::deliver::run(
-            sub,
-            cfg.alerts.routes.clone(),
+        Some(tokio::spawn(crate::deliver::dispatch(
+            store.clone(),
             notifiers,
+            cfg.alerts.budget.per_channel(),
+            delivery_finish.clone(),
             delivery_cancel.clone(),
         )))
     };
@@ -508,7 +582,7 @@ pub async fn run(
         bus.clone(),
         health.clone(),
         (progress.clone(), origin),
-        Deduplicator::new(i64::from(cfg.alerts.dedup_minutes) * 60_000_000_000),
+        (dedup, routing),
         paper,
     ));
 
@@ -570,9 +644,11 @@ pub async fn run(
         .context("store writer failed")?;
     if let Some(n) = notifier_handle {
         if shutdown.is_cancelled() {
-            // Interrupted: do not sit out rate-limit waits; report what is left instead.
+            // Interrupted: stop now; what is pending stays in the outbox for the next start.
             delivery_cancel.cancel();
         }
+        // Every alert is in the store: send what is due, without sitting out budgets.
+        delivery_finish.cancel();
         n.await.context("notifier panicked")?;
     }
     progress.finish_and_clear();

@@ -95,6 +95,7 @@ impl Watcher {
                     title,
                     body: format!("{body}\nSystem alert from Atalaya."),
                     created_at: now,
+                    deliveries: Vec::new(),
                 });
             }
             self.last.insert(s.name.clone(), (cond, s.events, moved_at));

@@ -411,6 +411,60 @@ pub struct Alert {
     pub body: String,
     /// Event time of creation.
     pub created_at: UnixNanos,
+    /// Where it goes, decided when it was created: one entry per channel, pending or
+    /// suppressed (with the reason). Empty for alerts not routed yet.
+    #[serde(default)]
+    pub deliveries: Vec<AlertDelivery>,
+}
+
+/// The state of one alert on one channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for its channel (budget, quiet hours, a retry) or being sent.
+    Pending,
+    /// Accepted by the channel.
+    Delivered,
+    /// Not sent on purpose (a repeat within the de-duplication window); see the reason.
+    Suppressed,
+    /// Given up after the maximum number of attempts or a permanent refusal.
+    DeadLettered,
+}
+
+impl DeliveryState {
+    /// The name as stored and shown (`dead_lettered`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Suppressed => "suppressed",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str)'s names.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Delivered,
+            Self::Suppressed,
+            Self::DeadLettered,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One channel an alert is routed to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertDelivery {
+    /// The channel (`telegram`, `email`, …).
+    pub channel: String,
+    /// Its state.
+    pub state: DeliveryState,
+    /// Why it was suppressed or dead-lettered.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Long or short.

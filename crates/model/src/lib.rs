@@ -33,8 +33,8 @@ mod timeframe;
 
 pub use clock::{Clock, LiveClock, NANOS_PER_MILLI, NANOS_PER_SECOND, ReplayClock, UnixNanos};
 pub use decision::{
-    Alert, AlertPriority, FactorContribution, Opportunity, OpportunityKind, OpportunityRaw,
-    Position, PositionSide, Signal,
+    Alert, AlertDelivery, AlertPriority, DeliveryState, FactorContribution, Opportunity,
+    OpportunityKind, OpportunityRaw, Position, PositionSide, Signal,
 };
 pub use error::ModelError;
 pub use event::{Envelope, Event, EventKind};

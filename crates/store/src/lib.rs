@@ -233,6 +233,57 @@ pub struct StoredAlert {
     pub title: String,
     /// Full text.
     pub body: String,
+    /// Its state on each channel.
+    pub deliveries: Vec<StoredDelivery>,
+}
+
+/// One alert's state on one channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoredDelivery {
+    /// The channel.
+    pub channel: String,
+    /// `pending`, `delivered`, `suppressed` or `dead_lettered`.
+    pub state: String,
+    /// Why it was suppressed.
+    pub reason: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+}
+
+/// A pending delivery whose time has come, with its alert.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DueDelivery {
+    /// The alert's row id (with `channel`, the idempotency key).
+    pub alert_id: i64,
+    /// The channel.
+    pub channel: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The alert (its `id` is the row id).
+    pub alert: atalaya_model::Alert,
+}
+
+/// The outcome of a delivery attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryUpdate {
+    /// The alert's row id.
+    pub alert_id: i64,
+    /// The channel.
+    pub channel: String,
+    /// The new state.
+    pub state: atalaya_model::DeliveryState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When to try again (wall clock, nanoseconds), for a pending delivery.
+    pub next_attempt_at: UnixNanos,
+    /// The failure, if any.
+    pub last_error: Option<String>,
+    /// A reason to record (dead-lettering), if any.
+    pub reason: Option<String>,
+    /// Wall-clock time of the update.
+    pub updated_at: UnixNanos,
 }
 
 /// Row counts and sizes.
@@ -294,6 +345,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         page: u32,
         per_page: u32,
     ) -> Result<Page<StoredAlert>, StoreError>;
+    /// Pending deliveries due at `now` (wall clock), oldest first.
+    async fn due_deliveries(
+        &self,
+        now: UnixNanos,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError>;
+    /// Records the outcome of a delivery attempt.
+    async fn update_delivery(&self, u: &DeliveryUpdate) -> Result<(), StoreError>;
+    /// Deliveries per (channel, state).
+    async fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError>;
     /// The latest closed paper trades, newest exit first.
     async fn paper_trades(&self, limit: u32) -> Result<Vec<PaperTradeRow>, StoreError>;
     /// Row counts and sizes.

@@ -6,7 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use atalaya_model::{Candle, InstrumentId, Opportunity, Timeframe};
+use atalaya_model::{
+    Alert, AlertPriority, Candle, InstrumentId, Opportunity, Timeframe, UnixNanos,
+};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -15,8 +17,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlSafeStr};
 
 use crate::{
-    Batch, CandleQuery, OpportunityQuery, Page, PaperTradeRow, SeriesStats, Store, StoreError,
-    StoreStats, StoredAlert, StoredOpportunity, TextItem,
+    Batch, CandleQuery, DeliveryUpdate, DueDelivery, OpportunityQuery, Page, PaperTradeRow,
+    SeriesStats, Store, StoreError, StoreStats, StoredAlert, StoredDelivery, StoredOpportunity,
+    TextItem,
 };
 
 /// The migrations, embedded so the binary needs no files at run time.
@@ -34,6 +37,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("paper"),
             MigrationType::Simple,
             include_str!("../migrations/sqlite/0002_paper.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            3,
+            Cow::Borrowed("outbox"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0003_outbox.sql").into_sql_str(),
             false,
         ),
     ])
@@ -192,6 +202,32 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(q("insert alert"))?;
+            if !a.deliveries.is_empty() {
+                // The alert's row (new, or already there when a replay writes it again).
+                let row = sqlx::query(
+                    "SELECT id FROM alerts WHERE created_at = ?1 AND instrument IS ?2 AND title = ?3",
+                )
+                .bind(a.created_at)
+                .bind(a.instrument.map(|i| i.to_string()))
+                .bind(&a.title)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(q("find alert"))?;
+                let id: i64 = row.try_get(0).map_err(|e| corrupt("alerts", e))?;
+                for d in &a.deliveries {
+                    sqlx::query(
+                        "INSERT INTO alert_deliveries (alert_id, channel, state, reason)
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (alert_id, channel) DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(&d.channel)
+                    .bind(d.state.as_str())
+                    .bind(&d.reason)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q("insert delivery"))?;
+                }
+            }
         }
         for (item, received_at) in &batch.text_items {
             let (kind, source, id, ts_event, title, url, body) = match item {
@@ -264,6 +300,90 @@ impl Store for SqliteStore {
             .map_err(q("insert paper audit"))?;
         }
         tx.commit().await.map_err(q("commit"))
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: UnixNanos,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.alert_id, d.channel, d.attempts, a.created_at, a.priority, a.instrument,
+                    a.title, a.body
+             FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id
+             WHERE d.state = 'pending' AND d.next_attempt_at <= ?1
+             ORDER BY d.next_attempt_at, a.created_at, d.alert_id, d.channel LIMIT ?2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select due deliveries"))?;
+        rows.iter()
+            .map(|r| {
+                let c = |e| corrupt("alert_deliveries", e);
+                let priority: String = r.try_get("priority").map_err(c)?;
+                let instrument: Option<String> = r.try_get("instrument").map_err(c)?;
+                let alert_id: i64 = r.try_get("alert_id").map_err(c)?;
+                Ok(DueDelivery {
+                    alert_id,
+                    channel: r.try_get("channel").map_err(c)?,
+                    attempts: u32::try_from(r.try_get::<i64, _>("attempts").map_err(c)?)
+                        .unwrap_or(0),
+                    alert: Alert {
+                        id: u64::try_from(alert_id).unwrap_or(0),
+                        opportunity_id: None,
+                        instrument: instrument.and_then(|i| i.parse().ok()),
+                        priority: serde_json::from_value(serde_json::Value::String(priority))
+                            .unwrap_or(AlertPriority::Low),
+                        title: r.try_get("title").map_err(c)?,
+                        body: r.try_get("body").map_err(c)?,
+                        created_at: r.try_get("created_at").map_err(c)?,
+                        deliveries: Vec::new(),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn update_delivery(&self, u: &DeliveryUpdate) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE alert_deliveries SET state = ?3, attempts = ?4, next_attempt_at = ?5,
+                    last_error = ?6, reason = COALESCE(?7, reason), updated_at = ?8
+             WHERE alert_id = ?1 AND channel = ?2",
+        )
+        .bind(u.alert_id)
+        .bind(&u.channel)
+        .bind(u.state.as_str())
+        .bind(i64::from(u.attempts))
+        .bind(u.next_attempt_at)
+        .bind(&u.last_error)
+        .bind(&u.reason)
+        .bind(u.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(q("update delivery"))?;
+        Ok(())
+    }
+
+    async fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT channel, state, COUNT(*) AS n FROM alert_deliveries
+             GROUP BY channel, state ORDER BY channel, state",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("count deliveries"))?;
+        rows.iter()
+            .map(|r| {
+                let c = |e| corrupt("alert_deliveries", e);
+                Ok((
+                    r.try_get("channel").map_err(c)?,
+                    r.try_get("state").map_err(c)?,
+                    u64::try_from(r.try_get::<i64, _>("n").map_err(c)?).unwrap_or(0),
+                ))
+            })
+            .collect()
     }
 
     async fn paper_trades(&self, limit: u32) -> Result<Vec<PaperTradeRow>, StoreError> {
@@ -382,7 +502,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(q("select alerts"))?;
-        let items = rows
+        let mut items = rows
             .iter()
             .map(|r| {
                 let c = |e| corrupt("alerts", e);
@@ -393,9 +513,31 @@ impl Store for SqliteStore {
                     instrument: r.try_get("instrument").map_err(c)?,
                     title: r.try_get("title").map_err(c)?,
                     body: r.try_get("body").map_err(c)?,
+                    deliveries: Vec::new(),
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        for a in &mut items {
+            let rows = sqlx::query(
+                "SELECT channel, state, reason, attempts, last_error FROM alert_deliveries
+                 WHERE alert_id = ?1 ORDER BY channel",
+            )
+            .bind(a.id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("select deliveries"))?;
+            for r in &rows {
+                let c = |e| corrupt("alert_deliveries", e);
+                a.deliveries.push(StoredDelivery {
+                    channel: r.try_get("channel").map_err(c)?,
+                    state: r.try_get("state").map_err(c)?,
+                    reason: r.try_get("reason").map_err(c)?,
+                    attempts: u32::try_from(r.try_get::<i64, _>("attempts").map_err(c)?)
+                        .unwrap_or(0),
+                    last_error: r.try_get("last_error").map_err(c)?,
+                });
+            }
+        }
         Ok(Page {
             items,
             page,

@@ -40,6 +40,8 @@ pub struct Canned {
     pub body: String,
     /// Extra headers.
     pub headers: Vec<(String, String)>,
+    /// How long to wait before answering (a slow provider).
+    pub delay_ms: u64,
 }
 
 impl Canned {
@@ -49,6 +51,7 @@ impl Canned {
             status,
             body: body.to_string(),
             headers: vec![("content-type".into(), "application/json".into())],
+            delay_ms: 0,
         }
     }
 
@@ -74,7 +77,14 @@ impl Canned {
             status: 204,
             body: String::new(),
             headers: Vec::new(),
+            delay_ms: 0,
         }
+    }
+
+    /// The same answer, given after `ms` milliseconds.
+    pub fn delayed(mut self, ms: u64) -> Self {
+        self.delay_ms = ms;
+        self
     }
 
     /// Discord's rate-limit answer, with its `Retry-After` header.
@@ -138,6 +148,9 @@ async fn handle(
         .ok()
         .and_then(|mut q| q.pop_front())
         .unwrap_or_else(|| s.default.clone());
+    if canned.delay_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(canned.delay_ms)).await;
+    }
     let mut b = Response::builder().status(canned.status);
     for (k, v) in &canned.headers {
         b = b.header(k.as_str(), v.as_str());

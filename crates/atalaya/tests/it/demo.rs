@@ -71,7 +71,8 @@ async fn one_simulated_day_stores_every_bar_and_finds_explained_opportunities() 
     // Opportunities: found, stored, and explained.
     assert!(s.pipeline.opportunities > 0);
     assert_eq!(stats.opportunities, s.pipeline.opportunities);
-    assert_eq!(stats.alerts, s.alerts);
+    // Every opportunity has its alert stored: routed, or suppressed as a repeat.
+    assert_eq!(stats.alerts, s.alerts + s.alerts_suppressed);
     let opps = all_opportunities(&db).await;
     assert!(opps.iter().any(|o| o.kind().direction() > 0));
     assert!(opps.iter().any(|o| o.kind().direction() < 0));

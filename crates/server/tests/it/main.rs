@@ -76,6 +76,7 @@ async fn state() -> (tempfile::TempDir, AppState) {
             title: format!("alert {i}"),
             body: "body".into(),
             created_at: i * HOUR,
+            deliveries: Vec::new(),
         });
     }
     store.write(&b).await.unwrap();

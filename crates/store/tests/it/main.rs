@@ -98,7 +98,7 @@ async fn candles_upsert_by_key_and_read_back_in_order() {
     let stats = store.stats().await.unwrap();
     assert_eq!(stats.candles, 11);
     assert_eq!(stats.series.len(), 2);
-    assert_eq!(stats.migrations, vec![1, 2]);
+    assert_eq!(stats.migrations, vec![1, 2, 3]);
     // Migrating twice is harmless.
     store.migrate().await.unwrap();
 }
@@ -179,6 +179,7 @@ async fn alerts_and_text_items_are_stored_once() {
         title: "BUY sim:BTC/USDT".into(),
         body: "body".into(),
         created_at: 5,
+        deliveries: Vec::new(),
     });
     let news = NewsItem::new("n1", "sim", "Bitcoin jumps", 3).unwrap();
     b.text_items.push((TextItem::News(news), 4));
@@ -267,5 +268,82 @@ async fn paper_journal_rows_are_written_once_and_read_newest_first() {
         vec![9, 2]
     );
     assert_eq!(store.paper_trades(1).await.unwrap().len(), 1);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn the_outbox_keeps_delivery_states_across_rewrites() {
+    use atalaya_model::{AlertDelivery, AlertPriority, DeliveryState};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("o.db")).await.unwrap();
+    store.migrate().await.unwrap();
+    let alert = Alert {
+        id: 1,
+        opportunity_id: None,
+        instrument: Some("sim:BTC/USDT".parse().unwrap()),
+        priority: AlertPriority::High,
+        title: "BUY sim:BTC/USDT (1h)".into(),
+        body: "body".into(),
+        created_at: 100,
+        deliveries: vec![
+            AlertDelivery {
+                channel: "telegram".into(),
+                state: DeliveryState::Pending,
+                reason: None,
+            },
+            AlertDelivery {
+                channel: "email".into(),
+                state: DeliveryState::Suppressed,
+                reason: Some("duplicate".into()),
+            },
+        ],
+    };
+    let batch = Batch {
+        alerts: vec![alert.clone()],
+        ..Default::default()
+    };
+    store.write(&batch).await.unwrap();
+    let due = store.due_deliveries(0, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "only the pending one is due");
+    assert_eq!(due[0].channel, "telegram");
+    assert_eq!(due[0].alert.title, alert.title);
+    store
+        .update_delivery(&atalaya_store::DeliveryUpdate {
+            alert_id: due[0].alert_id,
+            channel: "telegram".into(),
+            state: DeliveryState::Pending,
+            attempts: 1,
+            next_attempt_at: 50,
+            last_error: Some("HTTP 502".into()),
+            reason: None,
+            updated_at: 1,
+        })
+        .await
+        .unwrap();
+    assert!(
+        store.due_deliveries(49, 10).await.unwrap().is_empty(),
+        "backing off"
+    );
+    assert_eq!(store.due_deliveries(50, 10).await.unwrap()[0].attempts, 1);
+    // A replay writes the same alert again: its states are kept.
+    store.write(&batch).await.unwrap();
+    let page = store.alerts(None, 1, 10).await.unwrap();
+    assert_eq!(page.total, 1);
+    let d = &page.items[0].deliveries;
+    assert_eq!(
+        (d[0].channel.as_str(), d[0].state.as_str()),
+        ("email", "suppressed")
+    );
+    assert_eq!(d[0].reason.as_deref(), Some("duplicate"));
+    assert_eq!((d[1].state.as_str(), d[1].attempts), ("pending", 1));
+    assert_eq!(d[1].last_error.as_deref(), Some("HTTP 502"));
+    let counts = store.delivery_counts().await.unwrap();
+    assert_eq!(
+        counts,
+        vec![
+            ("email".to_owned(), "suppressed".to_owned(), 1),
+            ("telegram".to_owned(), "pending".to_owned(), 1)
+        ]
+    );
     store.close().await;
 }
