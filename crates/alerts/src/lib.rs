@@ -111,7 +111,11 @@ pub(crate) async fn deliver(
     let res = req
         .send()
         .await
-        .map_err(|source| AlertError::Http { channel, source })?;
+        // Webhook URLs (Discord's) are secrets: errors never carry the URL.
+        .map_err(|source| AlertError::Http {
+            channel,
+            source: source.without_url(),
+        })?;
     let status = res.status();
     if status.is_success() {
         return Ok(());

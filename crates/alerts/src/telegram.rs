@@ -85,12 +85,13 @@ impl Notifier for TelegramNotifier {
             .await
             .map_err(|e| AlertError::Http {
                 channel: "telegram",
-                source: e,
+                // The URL holds the bot token: never let it into an error message.
+                source: e.without_url(),
             })?;
         let status = res.status().as_u16();
         let v: Value = res.json().await.map_err(|e| AlertError::Http {
             channel: "telegram",
-            source: e,
+            source: e.without_url(),
         })?;
         if v["ok"].as_bool() == Some(true) {
             return Ok(());

@@ -340,7 +340,8 @@ pub async fn dispatch(
             Some((d, outcome)) = done_rx.recv() => {
                 let key = (d.alert_id, d.channel.clone());
                 in_flight.remove(&key);
-                if matches!(outcome, Outcome::Deferred) {
+                // Finishing: one attempt each; retries wait for the next start.
+                if matches!(outcome, Outcome::Deferred) || finish.is_cancelled() {
                     deferred.insert(key);
                 }
                 continue;

@@ -563,7 +563,12 @@ pub async fn run(
             speed = ?opts.speed,
             "starting the market simulator"
         );
-        sources.push(Box::new(SimulatorSource::new(sim, opts.speed, until)));
+        let mut source = SimulatorSource::new(sim, opts.speed, until);
+        if restored_bars > 0 {
+            // Continue the same market where the stored bars end.
+            source = source.resuming_at(restored_until);
+        }
+        sources.push(Box::new(source));
     }
     let (progress, origin) = match (opts.progress, progress_len) {
         (true, Some((start, end))) => {

@@ -120,12 +120,25 @@ pub struct SimulatorSource {
     sim: MarketSim,
     speed: Speed,
     until: Option<UnixNanos>,
+    resume_at: Option<UnixNanos>,
 }
 
 impl SimulatorSource {
     /// Runs `sim` at `speed`, stopping when simulated time reaches `until` (if given).
     pub fn new(sim: MarketSim, speed: Speed, until: Option<UnixNanos>) -> Self {
-        Self { sim, speed, until }
+        Self {
+            sim,
+            speed,
+            until,
+            resume_at: None,
+        }
+    }
+
+    /// Generates, without publishing or pacing, every minute that ends before `ts` (what an
+    /// earlier run already processed), so that the same seed continues the same market.
+    pub fn resuming_at(mut self, ts: UnixNanos) -> Self {
+        self.resume_at = Some(ts);
+        self
     }
 }
 
@@ -137,8 +150,8 @@ impl Source for SimulatorSource {
 
     async fn run(mut self: Box<Self>, ctx: SourceContext) -> Result<(), SourceError> {
         ctx.health.set_state(SourceState::Running);
-        let wall0 = Instant::now();
-        let sim0 = self.sim.now();
+        let mut wall0 = Instant::now();
+        let mut sim0 = self.sim.now();
         let mut buf: Vec<Envelope<Event>> = Vec::with_capacity(4096);
         while self.until.is_none_or(|u| self.sim.now() < u) {
             if ctx.cancel.is_cancelled() {
@@ -147,6 +160,14 @@ impl Source for SimulatorSource {
             self.sim.next_minute(&mut buf);
             let n = buf.len() as u64;
             let last = buf.last().map_or(self.sim.now(), |e| e.ts_event);
+            if let Some(r) = self.resume_at
+                && last < r
+            {
+                buf.clear();
+                sim0 = r;
+                wall0 = Instant::now();
+                continue;
+            }
             for env in buf.drain(..) {
                 if let Speed::Factor(f) = self.speed {
                     let target =

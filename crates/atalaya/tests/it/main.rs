@@ -9,3 +9,4 @@ mod outbox;
 mod paper;
 mod patterns;
 mod replay;
+mod secrets;
