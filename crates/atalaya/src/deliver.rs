@@ -24,8 +24,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::AlertsConfig;
 
-/// Attempts per alert and channel before it is given up (dead-lettered in the log).
+/// Attempts per alert and channel before it is dead-lettered.
 const MAX_ATTEMPTS: u32 = 6;
+
+/// At the end of a run, retries due within this long are still made.
+const FINISH_GRACE_NS: i64 = 10_000_000_000;
 
 /// The configured notifiers.
 pub fn notifiers(cfg: &AlertsConfig) -> anyhow::Result<Vec<(Channel, Arc<dyn Notifier>)>> {
@@ -331,8 +334,19 @@ pub async fn dispatch(
     }
     drop(done_tx);
     let clock = LiveClock;
+    let names: Vec<&str> = queues.iter().map(|(c, _)| c.as_str()).collect();
+    match store.dead_letter_unrouted(&names, clock.now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            n,
+            "dead-lettered deliveries for channels no longer configured"
+        ),
+        Err(e) => tracing::error!(error = %e, "reading the alert outbox"),
+    }
     let mut in_flight: HashSet<(i64, String)> = HashSet::new();
+    // While finishing: what a worker deferred or tried once, and channels out of budget.
     let mut deferred: HashSet<(i64, String)> = HashSet::new();
+    let mut exhausted: HashSet<Channel> = HashSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
@@ -340,52 +354,82 @@ pub async fn dispatch(
             Some((d, outcome)) = done_rx.recv() => {
                 let key = (d.alert_id, d.channel.clone());
                 in_flight.remove(&key);
-                // Finishing: one attempt each; retries wait for the next start.
-                if matches!(outcome, Outcome::Deferred) || finish.is_cancelled() {
+                if matches!(outcome, Outcome::Deferred) {
+                    if let Some(c) = Channel::parse(&d.channel) {
+                        exhausted.insert(c);
+                    }
                     deferred.insert(key);
                 }
                 continue;
             }
             _ = tick.tick() => {}
         }
-        let due = match store.due_deliveries(clock.now(), 512).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "reading the alert outbox");
-                Vec::new()
-            }
-        };
         let mut handed = 0;
-        for d in due {
-            let key = (d.alert_id, d.channel.clone());
-            if in_flight.contains(&key) || deferred.contains(&key) {
+        for (channel, tx) in &queues {
+            if exhausted.contains(channel) && finish.is_cancelled() {
                 continue;
             }
-            let queue =
-                Channel::parse(&d.channel).and_then(|c| queues.iter().find(|(q, _)| *q == c));
-            let Some((_, tx)) = queue else {
-                let u = DeliveryUpdate {
-                    alert_id: d.alert_id,
-                    channel: d.channel.clone(),
-                    state: DeliveryState::DeadLettered,
-                    attempts: d.attempts,
-                    next_attempt_at: 0,
-                    last_error: None,
-                    reason: Some(format!("channel {} is not configured any more", d.channel)),
-                    updated_at: clock.now(),
-                };
-                if let Err(e) = store.update_delivery(&u).await {
-                    tracing::error!(error = %e, "recording a delivery");
-                }
+            // Each channel is read on its own, as much as its queue has room for, so that a
+            // channel out of budget never holds the others back.
+            let busy = in_flight
+                .iter()
+                .filter(|(_, c)| c == channel.as_str())
+                .count();
+            let room = tx.capacity().min(64usize.saturating_sub(busy));
+            if room == 0 {
                 continue;
+            }
+            let skip = busy
+                + deferred
+                    .iter()
+                    .filter(|(_, c)| c == channel.as_str())
+                    .count();
+            let limit = u32::try_from(room + skip).unwrap_or(u32::MAX);
+            let due = match store
+                .due_deliveries(clock.now(), channel.as_str(), limit)
+                .await
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the alert outbox");
+                    continue;
+                }
             };
-            if tx.try_send(d).is_ok() {
+            for d in due {
+                let key = (d.alert_id, d.channel.clone());
+                if in_flight.contains(&key) || deferred.contains(&key) {
+                    continue;
+                }
+                if tx.try_send(d).is_err() {
+                    break;
+                }
                 in_flight.insert(key);
                 handed += 1;
             }
         }
         if finish.is_cancelled() && in_flight.is_empty() && handed == 0 {
-            break;
+            // Finishing: wait for retries due within the grace period (a provider's short
+            // `retry_after`, the first backoffs); later ones wait for the next start.
+            let horizon = clock.now() + FINISH_GRACE_NS;
+            let mut soon = false;
+            for (channel, _) in &queues {
+                if exhausted.contains(channel) {
+                    continue;
+                }
+                if store
+                    .due_deliveries(horizon, channel.as_str(), 1)
+                    .await
+                    .is_ok_and(|d| {
+                        d.iter()
+                            .any(|x| !deferred.contains(&(x.alert_id, x.channel.clone())))
+                    })
+                {
+                    soon = true;
+                }
+            }
+            if !soon {
+                break;
+            }
         }
     }
     drop(queues);

@@ -345,12 +345,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         page: u32,
         per_page: u32,
     ) -> Result<Page<StoredAlert>, StoreError>;
-    /// Pending deliveries due at `now` (wall clock), oldest first.
+    /// Pending deliveries on `channel` due at `now` (wall clock), oldest first.
     async fn due_deliveries(
         &self,
         now: UnixNanos,
+        channel: &str,
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError>;
+    /// Dead-letters the pending deliveries of every channel not in `configured`; returns how
+    /// many.
+    async fn dead_letter_unrouted(
+        &self,
+        configured: &[&str],
+        now: UnixNanos,
+    ) -> Result<u64, StoreError>;
     /// Records the outcome of a delivery attempt.
     async fn update_delivery(&self, u: &DeliveryUpdate) -> Result<(), StoreError>;
     /// Deliveries per (channel, state).

@@ -302,20 +302,44 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(q("commit"))
     }
 
+    async fn dead_letter_unrouted(
+        &self,
+        configured: &[&str],
+        now: UnixNanos,
+    ) -> Result<u64, StoreError> {
+        let list = serde_json::to_string(configured).map_err(|source| StoreError::Encode {
+            what: "channel list",
+            source,
+        })?;
+        let r = sqlx::query(
+            "UPDATE alert_deliveries SET state = 'dead_lettered',
+                    reason = 'the channel is not configured any more', updated_at = ?2
+             WHERE state = 'pending' AND channel NOT IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(list)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(q("dead-letter unrouted deliveries"))?;
+        Ok(r.rows_affected())
+    }
+
     async fn due_deliveries(
         &self,
         now: UnixNanos,
+        channel: &str,
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError> {
         let rows = sqlx::query(
             "SELECT d.alert_id, d.channel, d.attempts, a.created_at, a.priority, a.instrument,
                     a.title, a.body
              FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id
-             WHERE d.state = 'pending' AND d.next_attempt_at <= ?1
-             ORDER BY d.next_attempt_at, a.created_at, d.alert_id, d.channel LIMIT ?2",
+             WHERE d.state = 'pending' AND d.channel = ?3 AND d.next_attempt_at <= ?1
+             ORDER BY d.next_attempt_at, a.created_at, d.alert_id LIMIT ?2",
         )
         .bind(now)
         .bind(i64::from(limit))
+        .bind(channel)
         .fetch_all(&self.pool)
         .await
         .map_err(q("select due deliveries"))?;

@@ -105,3 +105,183 @@ async fn a_sigkill_during_delivery_loses_no_alert_and_duplicates_at_most_the_one
         page.items.iter().map(|a| a.deliveries.len()).sum::<usize>()
     );
 }
+
+/// Records every send; never fails.
+struct Recorder {
+    name: &'static str,
+    sent: std::sync::Arc<std::sync::Mutex<Vec<(&'static str, u64)>>>,
+}
+
+#[async_trait::async_trait]
+impl atalaya_alerts::Notifier for Recorder {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    async fn send(&self, alert: &atalaya_model::Alert) -> Result<(), atalaya_alerts::AlertError> {
+        self.sent.lock().unwrap().push((self.name, alert.id));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_ten_thousand_opportunities_keeps_every_budget_and_loses_nothing() {
+    use atalaya_alerts::routing::{Channel, Deduplicator, Routes};
+    use atalaya_model::{
+        AlertDelivery, DeliveryState, FactorContribution, Opportunity, OpportunityKind,
+        OpportunityRaw, Timeframe,
+    };
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("b.db")).await.unwrap());
+    store.migrate().await.unwrap();
+    let configured = [
+        Channel::Discord,
+        Channel::Email,
+        Channel::Sms,
+        Channel::Webhook,
+        Channel::Console,
+    ];
+    let routes = Routes::default();
+    let mut dedup = Deduplicator::new(30 * 60_000_000_000);
+    let ids: Vec<atalaya_model::InstrumentId> = ["BTC", "ETH", "SOL", "ADA", "XRP"]
+        .iter()
+        .map(|b| format!("sim:{b}/USDT").parse().unwrap())
+        .collect();
+    let kinds = [
+        OpportunityKind::Buy,
+        OpportunityKind::StrongBuy,
+        OpportunityKind::Sell,
+    ];
+    let mut batch = atalaya_store::Batch::default();
+    let mut routed_rows: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut suppressed = 0usize;
+    for i in 0..10_000u64 {
+        let kind = kinds[(i / 7 % 3) as usize];
+        let dir_ = f64::from(kind.direction());
+        // Confidence and expected return spread the alerts over every priority.
+        let conf = [0.6, 0.75, 0.85, 0.95][(i % 4) as usize];
+        let er = [0.02, 0.06, 0.12, 0.2][(i % 4) as usize] * dir_;
+        let o = Opportunity::new(OpportunityRaw {
+            id: i + 1,
+            instrument: ids[(i % 5) as usize],
+            timeframe: Timeframe::M1,
+            kind,
+            score: 0.7 * dir_,
+            confidence: conf,
+            expected_return: er,
+            risk_level: 0.2,
+            horizon_ns: 3_600_000_000_000,
+            price: 100.0,
+            stop_loss: Some(100.0 - 2.0 * dir_),
+            take_profit: Some(100.0 + 4.0 * dir_),
+            generated_at: 1_700_000_000_000_000_000 + i as i64 * 60_000_000_000,
+            factors: vec![FactorContribution {
+                name: "technical".into(),
+                available: true,
+                value: 0.7 * dir_,
+                weight: 1.0,
+                contribution: 0.7 * dir_,
+                detail: "test".into(),
+            }],
+        })
+        .unwrap();
+        let mut alert = atalaya_alerts::alert_for(i + 1, &o);
+        let why = dedup.check(&o).err().map(|w| w.to_string());
+        if why.is_some() {
+            suppressed += 1;
+        }
+        alert.deliveries = routes
+            .route(alert.priority, &configured)
+            .into_iter()
+            .map(|c| {
+                if why.is_none() {
+                    *routed_rows.entry(c.as_str()).or_default() += 1;
+                }
+                AlertDelivery {
+                    channel: c.as_str().into(),
+                    state: if why.is_some() {
+                        DeliveryState::Suppressed
+                    } else {
+                        DeliveryState::Pending
+                    },
+                    reason: why.clone(),
+                }
+            })
+            .collect();
+        batch.opportunities.push((o, 0));
+        batch.alerts.push(alert);
+    }
+    store.write(&batch).await.unwrap();
+    assert!(suppressed > 1000 && suppressed < 9000, "{suppressed}");
+
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let notifiers: Vec<atalaya::deliver::ChannelSetup> = configured
+        .iter()
+        .map(|c| {
+            let n: Arc<dyn atalaya_alerts::Notifier> = Arc::new(Recorder {
+                name: c.as_str(),
+                sent: sent.clone(),
+            });
+            (*c, n, None)
+        })
+        .collect();
+    let budgets = atalaya::config::BudgetConfig::default().per_channel();
+    let finish = tokio_util::sync::CancellationToken::new();
+    finish.cancel();
+    atalaya::deliver::dispatch(
+        store.clone(),
+        notifiers,
+        budgets.clone(),
+        finish,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
+
+    let sent = sent.lock().unwrap().clone();
+    let mut per: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for (c, id) in &sent {
+        *per.entry(c).or_default() += 1;
+        assert!(seen.insert((*c, *id)), "{c} received alert {id} twice");
+    }
+    // No budget exceeded (a token or two may refill during the test).
+    for (c, budget) in &budgets {
+        let n = per.get(c.as_str()).copied().unwrap_or(0);
+        assert!(
+            n <= *budget as usize + 2,
+            "{c:?}: {n} sends over a budget of {budget}"
+        );
+        if routed_rows.get(c.as_str()).copied().unwrap_or(0) > *budget as usize {
+            assert!(n >= *budget as usize, "{c:?} used its budget: {n}");
+        }
+    }
+    // The console has no budget: everything routed to it went out.
+    assert_eq!(
+        per.get("console").copied(),
+        routed_rows.get("console").copied()
+    );
+    // The states add up per channel, and what is not delivered is still pending, not lost.
+    let counts = store.delivery_counts().await.unwrap();
+    for (channel, rows) in &routed_rows {
+        let state = |s: &str| {
+            counts
+                .iter()
+                .find(|(c, st, _)| c == channel && st == s)
+                .map_or(0, |x| x.2 as usize)
+        };
+        assert_eq!(
+            state("delivered"),
+            per.get(channel).copied().unwrap_or(0),
+            "{channel}"
+        );
+        assert_eq!(state("delivered") + state("pending"), *rows, "{channel}");
+        assert_eq!(state("dead_lettered"), 0, "{channel}");
+    }
+    let suppressed_rows: u64 = counts
+        .iter()
+        .filter(|c| c.1 == "suppressed")
+        .map(|c| c.2)
+        .sum();
+    assert!(suppressed_rows >= suppressed as u64);
+}

@@ -14,4 +14,4 @@ CREATE TABLE alert_deliveries (
     updated_at      INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (alert_id, channel)
 ) WITHOUT ROWID;
-CREATE INDEX alert_deliveries_due ON alert_deliveries (state, next_attempt_at);
+CREATE INDEX alert_deliveries_due ON alert_deliveries (state, channel, next_attempt_at);

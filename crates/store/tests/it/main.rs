@@ -303,8 +303,15 @@ async fn the_outbox_keeps_delivery_states_across_rewrites() {
         ..Default::default()
     };
     store.write(&batch).await.unwrap();
-    let due = store.due_deliveries(0, 10).await.unwrap();
+    let due = store.due_deliveries(0, "telegram", 10).await.unwrap();
     assert_eq!(due.len(), 1, "only the pending one is due");
+    assert!(
+        store
+            .due_deliveries(0, "email", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(due[0].channel, "telegram");
     assert_eq!(due[0].alert.title, alert.title);
     store
@@ -321,10 +328,17 @@ async fn the_outbox_keeps_delivery_states_across_rewrites() {
         .await
         .unwrap();
     assert!(
-        store.due_deliveries(49, 10).await.unwrap().is_empty(),
+        store
+            .due_deliveries(49, "telegram", 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "backing off"
     );
-    assert_eq!(store.due_deliveries(50, 10).await.unwrap()[0].attempts, 1);
+    assert_eq!(
+        store.due_deliveries(50, "telegram", 10).await.unwrap()[0].attempts,
+        1
+    );
     // A replay writes the same alert again: its states are kept.
     store.write(&batch).await.unwrap();
     let page = store.alerts(None, 1, 10).await.unwrap();
