@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use atalaya_model::Alert;
-use lettre::message::{Mailbox, MultiPart, SinglePart, header};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart, header};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -139,11 +139,17 @@ impl EmailNotifier {
         })
     }
 
-    /// The message for an alert: subject `[Atalaya] {title}`, plain text and HTML parts.
-    pub fn message(&self, alert: &Alert) -> Result<Message, AlertError> {
+    /// The message for an alert: subject `[Atalaya] {title}`, plain text and HTML parts, and
+    /// with a chart, the HTML shows it inline (`multipart/related`, `cid:chart`).
+    pub fn message(&self, alert: &Alert, chart: Option<&[u8]>) -> Result<Message, AlertError> {
         let priority = format!("{:?}", alert.priority).to_uppercase();
+        let img = if chart.is_some() {
+            "<p><img src=\"cid:chart\" alt=\"price chart\" width=\"640\" height=\"320\"></p>"
+        } else {
+            ""
+        };
         let html = format!(
-            "<!doctype html><html><body><h3>{}</h3><p><b>Priority:</b> {}</p><pre style=\"font-family:monospace\">{}</pre></body></html>",
+            "<!doctype html><html><body><h3>{}</h3><p><b>Priority:</b> {}</p>{img}<pre style=\"font-family:monospace\">{}</pre></body></html>",
             escape_html(&alert.title),
             priority,
             escape_html(&alert.body)
@@ -154,23 +160,32 @@ impl EmailNotifier {
         for t in &self.to {
             b = b.to(t.clone());
         }
-        b.multipart(
-            MultiPart::alternative()
-                .singlepart(
-                    SinglePart::builder()
-                        .header(header::ContentType::TEXT_PLAIN)
-                        .body(format!(
-                            "{}\n\nPriority: {priority}\n\n{}",
-                            alert.title, alert.body
-                        )),
-                )
-                .singlepart(
-                    SinglePart::builder()
-                        .header(header::ContentType::TEXT_HTML)
-                        .body(html),
-                ),
-        )
-        .map_err(|e| config_error(format!("building the message: {e}")))
+        let alternative = MultiPart::alternative()
+            .singlepart(
+                SinglePart::builder()
+                    .header(header::ContentType::TEXT_PLAIN)
+                    .body(format!(
+                        "{}\n\nPriority: {priority}\n\n{}",
+                        alert.title, alert.body
+                    )),
+            )
+            .singlepart(
+                SinglePart::builder()
+                    .header(header::ContentType::TEXT_HTML)
+                    .body(html),
+            );
+        let body = match chart {
+            Some(png) => {
+                let kind = header::ContentType::parse("image/png")
+                    .map_err(|e| config_error(format!("content type: {e}")))?;
+                MultiPart::related()
+                    .multipart(alternative)
+                    .singlepart(Attachment::new_inline("chart".into()).body(png.to_vec(), kind))
+            }
+            None => alternative,
+        };
+        b.multipart(body)
+            .map_err(|e| config_error(format!("building the message: {e}")))
     }
 }
 
@@ -181,7 +196,11 @@ impl Notifier for EmailNotifier {
     }
 
     async fn send(&self, alert: &Alert) -> Result<(), AlertError> {
-        let msg = self.message(alert)?;
+        self.send_with_chart(alert, None).await
+    }
+
+    async fn send_with_chart(&self, alert: &Alert, chart: Option<&[u8]>) -> Result<(), AlertError> {
+        let msg = self.message(alert, chart)?;
         match self.transport.send(msg).await {
             Ok(_) => Ok(()),
             Err(e) => {

@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use atalaya_model::{Alert, AlertPriority, Opportunity, format_utc};
 use serde::{Deserialize, Serialize};
 
+pub mod chart;
 pub mod discord;
 pub mod email;
 pub mod routing;
@@ -302,6 +303,7 @@ pub fn alert_for(id: u64, o: &Opportunity) -> Alert {
         body: full_text(o),
         created_at: o.generated_at(),
         deliveries: Vec::new(),
+        timeframe: Some(o.timeframe()),
     }
 }
 
@@ -312,6 +314,12 @@ pub trait Notifier: Send + Sync {
     fn name(&self) -> &'static str;
     /// Delivers one alert.
     async fn send(&self, alert: &Alert) -> Result<(), AlertError>;
+    /// Delivers one alert with a chart (a PNG) where the channel can show one (Telegram's
+    /// `sendPhoto`, an inline image in email); the others send the text alone.
+    async fn send_with_chart(&self, alert: &Alert, chart: Option<&[u8]>) -> Result<(), AlertError> {
+        let _ = chart;
+        self.send(alert).await
+    }
 }
 
 /// Console settings.

@@ -25,6 +25,9 @@ pub fn escape_html(s: &str) -> String {
 /// stated, so count conservatively by chars and leave room).
 const MAX_CHARS: usize = 4000;
 
+/// A photo's caption holds at most 1024 characters.
+const CAPTION_CHARS: usize = 1000;
+
 /// Sends alerts to one chat through a bot.
 #[derive(Debug, Clone)]
 pub struct TelegramNotifier {
@@ -75,6 +78,52 @@ impl Notifier for TelegramNotifier {
         "telegram"
     }
 
+    async fn send_with_chart(&self, alert: &Alert, chart: Option<&[u8]>) -> Result<(), AlertError> {
+        let Some(png) = chart else {
+            return self.send(alert).await;
+        };
+        // sendPhoto: the chart with the message as its caption (at most 1024 characters).
+        let url = format!("{}/bot{}/sendPhoto", self.base_url, self.token);
+        let body = self.body(alert);
+        let mut caption = body["text"].as_str().unwrap_or("").to_owned();
+        if caption.chars().count() > CAPTION_CHARS {
+            caption = format!(
+                "<b>{}</b>\n{}…",
+                escape_html(&alert.title),
+                escape_html(
+                    &alert
+                        .body
+                        .chars()
+                        .take(CAPTION_CHARS.saturating_sub(alert.title.chars().count() + 40))
+                        .collect::<String>()
+                )
+            );
+        }
+        let part = reqwest::multipart::Part::bytes(png.to_vec())
+            .file_name("chart.png")
+            .mime_str("image/png")
+            .map_err(|e| AlertError::Http {
+                channel: "telegram",
+                source: e.without_url(),
+            })?;
+        let form = reqwest::multipart::Form::new()
+            .text("chat_id", self.chat_id.clone())
+            .text("caption", caption)
+            .text("parse_mode", "HTML")
+            .part("photo", part);
+        let res = self
+            .client
+            .post(&url)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| AlertError::Http {
+                channel: "telegram",
+                source: e.without_url(),
+            })?;
+        Self::answer(res).await
+    }
+
     async fn send(&self, alert: &Alert) -> Result<(), AlertError> {
         let url = format!("{}/bot{}/sendMessage", self.base_url, self.token);
         let res = self
@@ -88,6 +137,13 @@ impl Notifier for TelegramNotifier {
                 // The URL holds the bot token: never let it into an error message.
                 source: e.without_url(),
             })?;
+        Self::answer(res).await
+    }
+}
+
+impl TelegramNotifier {
+    /// Reads the Bot API's answer envelope.
+    async fn answer(res: reqwest::Response) -> Result<(), AlertError> {
         let status = res.status().as_u16();
         let v: Value = res.json().await.map_err(|e| AlertError::Http {
             channel: "telegram",

@@ -91,6 +91,7 @@ fn alert() -> Alert {
             .into(),
         created_at: 0,
         deliveries: Vec::new(),
+        timeframe: None,
     }
 }
 
@@ -164,4 +165,34 @@ async fn plain_smtp_is_only_for_loopback() {
     remote.host = "mail.example.com".into();
     let e = EmailNotifier::new(&remote).unwrap_err();
     assert!(e.to_string().contains("only localhost"), "{e}");
+}
+
+#[tokio::test]
+async fn a_chart_is_an_inline_image_the_html_shows() {
+    let Some(py) = python() else { return };
+    let s = sink(&py, "starttls");
+    let n = EmailNotifier::new(&settings(&s, Security::Starttls, "s3cret")).unwrap();
+    let bars: Vec<atalaya_alerts::chart::ChartBar> = (0..30)
+        .map(|i| {
+            let c = 100.0 + f64::from(i);
+            atalaya_alerts::chart::ChartBar {
+                open: c,
+                high: c + 2.0,
+                low: c - 1.0,
+                close: c + 1.0,
+            }
+        })
+        .collect();
+    let png = atalaya_alerts::chart::render_png(&bars, Default::default()).unwrap();
+    n.send_with_chart(&alert(), Some(&png)).await.unwrap();
+    let eml = received(&s);
+    assert!(eml.contains("multipart/related"), "{eml}");
+    assert!(
+        eml.contains("Content-ID: <chart>"),
+        "{}",
+        &eml[..eml.len().min(3000)]
+    );
+    assert!(eml.contains("cid:chart"));
+    assert!(eml.contains("image/png"));
+    assert!(eml.contains("multipart/alternative"));
 }

@@ -18,6 +18,7 @@ fn alert() -> Alert {
         body: "Confidence 82% <strong> & rising > 80 @everyone".into(),
         created_at: 1_735_689_600_000_000_000,
         deliveries: Vec::new(),
+        timeframe: None,
     }
 }
 

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use atalaya_alerts::chart::{ChartBar, Levels, render_png};
 use atalaya_alerts::discord::DiscordNotifier;
 use atalaya_alerts::routing::{Channel, QuietHours, TokenBucket};
 use atalaya_alerts::sms::SmsNotifier;
@@ -124,6 +125,7 @@ pub async fn test_channels(
         ),
         created_at: now,
         deliveries: Vec::new(),
+        timeframe: None,
     };
     let mut lines = Vec::new();
     let mut all_ok = true;
@@ -230,7 +232,12 @@ async fn worker(
         if cancel.is_cancelled() {
             return;
         }
-        let result = n.send(&d.alert).await;
+        let chart = if matches!(channel, Channel::Telegram | Channel::Email) {
+            chart_for(store.as_ref(), &d.alert).await
+        } else {
+            None
+        };
+        let result = n.send_with_chart(&d.alert, chart.as_deref()).await;
         last_sent = clock.now();
         // Recorded before the next send: a crash leaves at most this one message sent but
         // not recorded, to be sent again at the next start.
@@ -242,6 +249,40 @@ async fn worker(
             return;
         }
     }
+}
+
+/// The chart of an alert about one series: its last 80 stored bars up to the alert, as PNG.
+async fn chart_for(store: &dyn Store, alert: &Alert) -> Option<Vec<u8>> {
+    let (Some(instrument), Some(tf)) = (alert.instrument, alert.timeframe) else {
+        return None;
+    };
+    let q = atalaya_store::CandleQuery {
+        instrument,
+        timeframe: tf,
+        from: Some(alert.created_at - 80 * tf.nanos()),
+        to: Some(alert.created_at),
+        limit: 80,
+    };
+    let bars: Vec<ChartBar> = store
+        .candles(&q)
+        .await
+        .ok()?
+        .iter()
+        .map(|c| ChartBar {
+            open: c.open(),
+            high: c.high(),
+            low: c.low(),
+            close: c.close(),
+        })
+        .collect();
+    let price = bars.last().map(|b| b.close);
+    render_png(
+        &bars,
+        Levels {
+            price,
+            ..Levels::default()
+        },
+    )
 }
 
 /// The next state of a delivery after an attempt.

@@ -369,6 +369,7 @@ async fn engine_task(
                     body: format!("{reason}\nSystem alert from Atalaya's paper trader."),
                     created_at: ts,
                     deliveries: Vec::new(),
+                    timeframe: None,
                 };
                 routing.route(&mut alert, None);
                 tracing::warn!(title = %alert.title, "system alert");

@@ -96,6 +96,7 @@ impl Watcher {
                     body: format!("{body}\nSystem alert from Atalaya."),
                     created_at: now,
                     deliveries: Vec::new(),
+                    timeframe: None,
                 });
             }
             self.last.insert(s.name.clone(), (cond, s.events, moved_at));

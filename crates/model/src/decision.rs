@@ -415,6 +415,9 @@ pub struct Alert {
     /// suppressed (with the reason). Empty for alerts not routed yet.
     #[serde(default)]
     pub deliveries: Vec<AlertDelivery>,
+    /// The timeframe of the bar it is about, when there is one (for its chart).
+    #[serde(default)]
+    pub timeframe: Option<Timeframe>,
 }
 
 /// The state of one alert on one channel.

@@ -136,9 +136,25 @@ async fn alerts_reach_telegram_and_repeats_are_suppressed() {
     let reqs = telegram.requests();
     // Every alert was delivered once, plus the one retry after the 429.
     assert_eq!(reqs.len() as u64, s.alerts + 1);
-    assert!(
-        reqs.iter()
-            .all(|r| r.path == "/bot123:test/sendMessage" && r.json()["chat_id"] == 42)
-    );
+    // Each alert is a chart (sendPhoto, multipart) with the message as its caption.
+    for r in &reqs {
+        assert_eq!(r.path, "/bot123:test/sendPhoto");
+        let ct = r
+            .headers
+            .iter()
+            .find(|(k, _)| k == "content-type")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        assert!(ct.starts_with("multipart/form-data"), "{ct}");
+        assert!(
+            r.body.contains("name=\"chat_id\"\r\n\r\n42"),
+            "{}",
+            &r.body[..200.min(r.body.len())]
+        );
+        assert!(r.body.contains("name=\"photo\"; filename=\"chart.png\""));
+        assert!(r.body.contains("PNG"));
+        assert!(r.body.contains("name=\"parse_mode\"\r\n\r\nHTML"));
+        assert!(r.body.contains("Not financial advice."));
+    }
     assert_eq!(s.pipeline.opportunities, s.alerts + s.alerts_suppressed);
 }

@@ -77,6 +77,7 @@ async fn state() -> (tempfile::TempDir, AppState) {
             body: "body".into(),
             created_at: i * HOUR,
             deliveries: Vec::new(),
+            timeframe: None,
         });
     }
     store.write(&b).await.unwrap();

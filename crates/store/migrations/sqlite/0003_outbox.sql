@@ -15,3 +15,6 @@ CREATE TABLE alert_deliveries (
     PRIMARY KEY (alert_id, channel)
 ) WITHOUT ROWID;
 CREATE INDEX alert_deliveries_due ON alert_deliveries (state, channel, next_attempt_at);
+
+-- The timeframe of the bar an alert is about, for its chart.
+ALTER TABLE alerts ADD COLUMN timeframe TEXT;

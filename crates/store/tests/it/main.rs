@@ -180,6 +180,7 @@ async fn alerts_and_text_items_are_stored_once() {
         body: "body".into(),
         created_at: 5,
         deliveries: Vec::new(),
+        timeframe: None,
     });
     let news = NewsItem::new("n1", "sim", "Bitcoin jumps", 3).unwrap();
     b.text_items.push((TextItem::News(news), 4));
@@ -297,6 +298,7 @@ async fn the_outbox_keeps_delivery_states_across_rewrites() {
                 reason: Some("duplicate".into()),
             },
         ],
+        timeframe: None,
     };
     let batch = Batch {
         alerts: vec![alert.clone()],
