@@ -118,6 +118,51 @@ pub struct AlertsConfig {
     pub email: EmailConfig,
     /// Alerts per hour per channel (token buckets).
     pub budget: BudgetConfig,
+    /// Folding alerts below critical into one message per window.
+    pub digest: DigestConfig,
+}
+
+/// Digest mode: on the listed channels, alerts below critical wait up to `minutes` for others
+/// and go out together as one message (which costs one token of the channel's budget).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DigestConfig {
+    /// The window in minutes; 0 turns digests off.
+    pub minutes: u32,
+    /// The channels that get digests.
+    pub channels: Vec<atalaya_alerts::routing::Channel>,
+    /// At most this many alerts per digest.
+    pub max_items: usize,
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        Self {
+            minutes: 0,
+            channels: Vec::new(),
+            max_items: 30,
+        }
+    }
+}
+
+impl DigestConfig {
+    /// The dispatcher's digest settings; `None` when off.
+    pub fn settings(
+        &self,
+    ) -> Option<(
+        crate::deliver::Digest,
+        Vec<atalaya_alerts::routing::Channel>,
+    )> {
+        (self.minutes > 0 && !self.channels.is_empty()).then(|| {
+            (
+                crate::deliver::Digest {
+                    window: std::time::Duration::from_secs(u64::from(self.minutes) * 60),
+                    max_items: self.max_items.max(1),
+                },
+                self.channels.clone(),
+            )
+        })
+    }
 }
 
 /// Alerts per hour per channel: the original plan's defaults. An alert over the budget waits
@@ -269,6 +314,7 @@ impl Default for AlertsConfig {
             sms: SmsConfig::default(),
             email: EmailConfig::default(),
             budget: BudgetConfig::default(),
+            digest: DigestConfig::default(),
         }
     }
 }

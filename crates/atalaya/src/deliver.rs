@@ -160,13 +160,60 @@ enum Outcome {
     Deferred,
 }
 
+/// Folding alerts below critical into one message per window, per channel.
+#[derive(Clone, Copy, Debug)]
+pub struct Digest {
+    /// How long the first folded alert waits for others.
+    pub window: Duration,
+    /// At most this many alerts per digest.
+    pub max_items: usize,
+}
+
+/// The alert sent for several folded ones: one line each, newest last.
+fn digest_alert(items: &[DueDelivery]) -> Alert {
+    let priority = items
+        .iter()
+        .map(|d| d.alert.priority)
+        .max()
+        .unwrap_or(AlertPriority::Low);
+    let mut body = String::new();
+    for d in items {
+        let first = d.alert.body.lines().next().unwrap_or("");
+        body.push_str(&format!(
+            "• {}  {}: {}\n",
+            atalaya_model::format_utc(d.alert.created_at),
+            d.alert.title,
+            first
+        ));
+    }
+    body.push_str("Not financial advice.");
+    Alert {
+        id: items
+            .first()
+            .map_or(0, |d| u64::try_from(d.alert_id).unwrap_or(0)),
+        opportunity_id: None,
+        instrument: None,
+        priority,
+        title: format!("Atalaya digest: {} alerts", items.len()),
+        body,
+        created_at: items.iter().map(|d| d.alert.created_at).max().unwrap_or(0),
+        deliveries: Vec::new(),
+        timeframe: None,
+    }
+}
+
+enum Next {
+    Item(Option<DueDelivery>),
+    Flush,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn worker(
     store: Arc<dyn Store>,
     channel: Channel,
     n: Arc<dyn Notifier>,
     quiet: Option<QuietHours>,
-    budget: Option<u32>,
+    (budget, digest): (Option<u32>, Option<Digest>),
     mut rx: mpsc::Receiver<DueDelivery>,
     done: mpsc::Sender<(DueDelivery, Outcome)>,
     finish: CancellationToken,
@@ -178,8 +225,45 @@ async fn worker(
         None => TokenBucket::hourly_default(channel, clock.now()),
     };
     let mut last_sent = i64::MIN / 2;
-    while let Some(d) = rx.recv().await {
-        // Waits end early when the run finishes (the row stays pending) or is cancelled.
+    let mut batch: Vec<DueDelivery> = Vec::new();
+    let mut deadline = tokio::time::Instant::now();
+    loop {
+        // The next job: one alert, or a digest of several.
+        let full = digest.is_some_and(|g| batch.len() >= g.max_items);
+        let job: Vec<DueDelivery> = if !batch.is_empty() && (finish.is_cancelled() || full) {
+            std::mem::take(&mut batch)
+        } else {
+            let next = if batch.is_empty() {
+                Next::Item(rx.recv().await)
+            } else {
+                tokio::select! {
+                    x = rx.recv() => Next::Item(x),
+                    () = tokio::time::sleep_until(deadline) => Next::Flush,
+                    () = finish.cancelled() => Next::Flush,
+                    () = cancel.cancelled() => return,
+                }
+            };
+            match next {
+                Next::Flush => std::mem::take(&mut batch),
+                Next::Item(None) if batch.is_empty() => return,
+                Next::Item(None) => std::mem::take(&mut batch),
+                Next::Item(Some(d)) => match digest {
+                    Some(g) if d.alert.priority < AlertPriority::Critical => {
+                        if batch.is_empty() {
+                            deadline = tokio::time::Instant::now() + g.window;
+                        }
+                        batch.push(d);
+                        continue;
+                    }
+                    _ => vec![d],
+                },
+            }
+        };
+        let alert = match job.as_slice() {
+            [one] => one.alert.clone(),
+            many => digest_alert(many),
+        };
+        // Waits end early when the run finishes (the rows stay pending) or is cancelled.
         let wait = |ns: i64| {
             let (finish, cancel) = (finish.clone(), cancel.clone());
             async move {
@@ -190,20 +274,15 @@ async fn worker(
                 }
             }
         };
+        let mut deferred = false;
         if let Some(end) = quiet
-            .filter(|_| d.alert.priority < AlertPriority::Critical)
+            .filter(|_| alert.priority < AlertPriority::Critical)
             .and_then(|q| q.ends_at(clock.now()))
         {
             tracing::info!(channel = n.name(), "quiet hours; alert held until they end");
-            if !wait(end - clock.now()).await {
-                if done.send((d, Outcome::Deferred)).await.is_err() {
-                    return;
-                }
-                continue;
-            }
+            deferred = !wait(end - clock.now()).await;
         }
-        let mut deferred = false;
-        if let Some(b) = &mut bucket {
+        if let Some(b) = bucket.as_mut().filter(|_| !deferred) {
             while let Err(wait_ns) = b.try_take(clock.now()) {
                 tracing::info!(
                     channel = n.name(),
@@ -217,8 +296,10 @@ async fn worker(
             }
         }
         if deferred {
-            if done.send((d, Outcome::Deferred)).await.is_err() {
-                return;
+            for d in job {
+                if done.send((d, Outcome::Deferred)).await.is_err() {
+                    return;
+                }
             }
             continue;
         }
@@ -232,21 +313,29 @@ async fn worker(
         if cancel.is_cancelled() {
             return;
         }
-        let chart = if matches!(channel, Channel::Telegram | Channel::Email) {
-            chart_for(store.as_ref(), &d.alert).await
+        let chart = if job.len() == 1 && matches!(channel, Channel::Telegram | Channel::Email) {
+            chart_for(store.as_ref(), &alert).await
         } else {
             None
         };
-        let result = n.send_with_chart(&d.alert, chart.as_deref()).await;
+        let result = n.send_with_chart(&alert, chart.as_deref()).await;
         last_sent = clock.now();
         // Recorded before the next send: a crash leaves at most this one message sent but
         // not recorded, to be sent again at the next start.
-        let u = next_state(&d, result, clock.now());
-        if let Err(e) = store.update_delivery(&u).await {
-            tracing::error!(error = %e, "recording a delivery; it stays pending and may be sent again");
-        }
-        if done.send((d, Outcome::Sent)).await.is_err() {
-            return;
+        let first = next_state(&job[0], result, clock.now());
+        for d in job {
+            let u = DeliveryUpdate {
+                alert_id: d.alert_id,
+                channel: d.channel.clone(),
+                attempts: d.attempts + 1,
+                ..first.clone()
+            };
+            if let Err(e) = store.update_delivery(&u).await {
+                tracing::error!(error = %e, "recording a delivery; it stays pending and may be sent again");
+            }
+            if done.send((d, Outcome::Sent)).await.is_err() {
+                return;
+            }
         }
     }
 }
@@ -352,8 +441,8 @@ pub async fn dispatch(
     store: Arc<dyn Store>,
     notifiers: Vec<ChannelSetup>,
     budgets: std::collections::BTreeMap<Channel, u32>,
-    finish: CancellationToken,
-    cancel: CancellationToken,
+    digest: Option<(Digest, Vec<Channel>)>,
+    (finish, cancel): (CancellationToken, CancellationToken),
 ) {
     let (done_tx, mut done_rx) = mpsc::channel::<(DueDelivery, Outcome)>(256);
     let mut queues: Vec<(Channel, mpsc::Sender<DueDelivery>)> = Vec::new();
@@ -366,7 +455,13 @@ pub async fn dispatch(
             channel,
             n,
             quiet,
-            budgets.get(&channel).copied(),
+            (
+                budgets.get(&channel).copied(),
+                digest
+                    .as_ref()
+                    .filter(|(_, on)| on.contains(&channel))
+                    .map(|(g, _)| *g),
+            ),
             rx,
             done_tx.clone(),
             finish.clone(),

@@ -516,8 +516,8 @@ pub async fn run(
             store.clone(),
             notifiers,
             cfg.alerts.budget.per_channel(),
-            delivery_finish.clone(),
-            delivery_cancel.clone(),
+            cfg.alerts.digest.settings(),
+            (delivery_finish.clone(), delivery_cancel.clone()),
         )))
     };
 

@@ -233,8 +233,8 @@ async fn a_burst_of_ten_thousand_opportunities_keeps_every_budget_and_loses_noth
         store.clone(),
         notifiers,
         budgets.clone(),
-        finish,
-        tokio_util::sync::CancellationToken::new(),
+        None,
+        (finish, tokio_util::sync::CancellationToken::new()),
     )
     .await;
 
@@ -284,4 +284,118 @@ async fn a_burst_of_ten_thousand_opportunities_keeps_every_budget_and_loses_noth
         .map(|c| c.2)
         .sum();
     assert!(suppressed_rows >= suppressed as u64);
+}
+
+/// (channel, title, body) of each message sent.
+type SentTexts = std::sync::Arc<std::sync::Mutex<Vec<(&'static str, String, String)>>>;
+
+/// Records the titles and bodies sent.
+struct Texts {
+    name: &'static str,
+    sent: SentTexts,
+}
+
+#[async_trait::async_trait]
+impl atalaya_alerts::Notifier for Texts {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    async fn send(&self, alert: &atalaya_model::Alert) -> Result<(), atalaya_alerts::AlertError> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((self.name, alert.title.clone(), alert.body.clone()));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_folds_alerts_below_critical_into_one_message() {
+    use atalaya_alerts::routing::Channel;
+    use atalaya_model::{Alert, AlertDelivery, AlertPriority, DeliveryState};
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("d.db")).await.unwrap());
+    store.migrate().await.unwrap();
+    let mut batch = atalaya_store::Batch::default();
+    for i in 0..12i64 {
+        batch.alerts.push(Alert {
+            id: i as u64,
+            opportunity_id: None,
+            instrument: None,
+            priority: if i == 11 {
+                AlertPriority::Critical
+            } else {
+                AlertPriority::Low
+            },
+            title: format!("alert {i}"),
+            body: format!("line {i}\nmore"),
+            created_at: i * 1_000_000_000,
+            deliveries: ["webhook", "console"]
+                .iter()
+                .map(|c| AlertDelivery {
+                    channel: (*c).into(),
+                    state: DeliveryState::Pending,
+                    reason: None,
+                })
+                .collect(),
+            timeframe: None,
+        });
+    }
+    store.write(&batch).await.unwrap();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let notifiers: Vec<atalaya::deliver::ChannelSetup> = [Channel::Webhook, Channel::Console]
+        .iter()
+        .map(|c| {
+            let n: Arc<dyn atalaya_alerts::Notifier> = Arc::new(Texts {
+                name: c.as_str(),
+                sent: sent.clone(),
+            });
+            (*c, n, None)
+        })
+        .collect();
+    let digest = atalaya::deliver::Digest {
+        window: Duration::from_millis(400),
+        max_items: 30,
+    };
+    let finish = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(atalaya::deliver::dispatch(
+        store.clone(),
+        notifiers,
+        atalaya::config::BudgetConfig::default().per_channel(),
+        Some((digest, vec![Channel::Webhook])),
+        (finish.clone(), tokio_util::sync::CancellationToken::new()),
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    finish.cancel();
+    task.await.unwrap();
+    let sent = sent.lock().unwrap().clone();
+    let webhook: Vec<_> = sent.iter().filter(|s| s.0 == "webhook").collect();
+    // The critical one alone, the eleven low ones in one digest.
+    assert_eq!(webhook.len(), 2, "{webhook:?}");
+    let digest_msg = webhook
+        .iter()
+        .find(|s| s.1.starts_with("Atalaya digest"))
+        .unwrap();
+    assert_eq!(digest_msg.1, "Atalaya digest: 11 alerts");
+    assert_eq!(
+        digest_msg.2.lines().filter(|l| l.starts_with('•')).count(),
+        11
+    );
+    assert!(digest_msg.2.contains("alert 3: line 3"));
+    assert!(webhook.iter().any(|s| s.1 == "alert 11"));
+    assert_eq!(
+        sent.iter().filter(|s| s.0 == "console").count(),
+        12,
+        "no digest there"
+    );
+    let counts = store.delivery_counts().await.unwrap();
+    assert_eq!(
+        counts,
+        vec![
+            ("console".to_owned(), "delivered".to_owned(), 12),
+            ("webhook".to_owned(), "delivered".to_owned(), 12)
+        ]
+    );
 }
