@@ -107,6 +107,18 @@ pub async fn run(
     while let Some(first) = sub.recv().await {
         buf.push(first);
         sub.try_recv_many(&mut buf, cfg.max_batch.saturating_sub(1));
+        // An opportunity's alert follows it on the stream: never end a transaction between
+        // the two, so that the opportunity, its alert and the alert's deliveries are written
+        // together (the outbox's guarantee).
+        while buf
+            .last()
+            .is_some_and(|e| matches!(e.payload, Event::Opportunity(_)))
+        {
+            match sub.recv().await {
+                Some(next) => buf.push(next),
+                None => break,
+            }
+        }
         for env in buf.drain(..) {
             add_to_batch(&mut batch, env);
         }

@@ -363,3 +363,67 @@ async fn the_outbox_keeps_delivery_states_across_rewrites() {
     );
     store.close().await;
 }
+
+#[tokio::test]
+async fn an_opportunity_and_its_alert_are_written_in_one_transaction() {
+    let (_dir, store) = open().await;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let bus = Arc::new(InProcessBus::new(8));
+    let sub = bus
+        .subscribe(Topic::Outbound, "store", Delivery::Reliable)
+        .unwrap();
+    let counters = Arc::new(WriterCounters::default());
+    let task = tokio::spawn(writer::run(
+        store.clone(),
+        sub,
+        WriterConfig {
+            max_batch: 16,
+            max_retries: 2,
+        },
+        counters.clone(),
+    ));
+    let src = Symbol::new("t").unwrap();
+    let o = opp("sim:BTC/USDT", 60, OpportunityKind::Buy);
+    bus.publish(
+        Topic::Outbound,
+        Envelope::new(0, 60, 60, src, Event::Opportunity(Box::new(o))),
+    )
+    .await
+    .unwrap();
+    // The alert comes a little later: the writer must wait for it, not commit the
+    // opportunity alone.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let alert = Alert {
+        id: 1,
+        opportunity_id: Some(1),
+        instrument: Some(id("sim:BTC/USDT")),
+        priority: AlertPriority::High,
+        title: "BUY sim:BTC/USDT (1m)".into(),
+        body: "body".into(),
+        created_at: 60,
+        deliveries: vec![atalaya_model::AlertDelivery {
+            channel: "telegram".into(),
+            state: atalaya_model::DeliveryState::Pending,
+            reason: None,
+        }],
+        timeframe: None,
+    };
+    bus.publish(
+        Topic::Outbound,
+        Envelope::new(1, 60, 60, src, Event::Alert(Box::new(alert))),
+    )
+    .await
+    .unwrap();
+    bus.close(Topic::Outbound);
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        counters.batches.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let s = store.stats().await.unwrap();
+    assert_eq!((s.opportunities, s.alerts), (1, 1));
+    assert_eq!(
+        store.due_deliveries(0, "telegram", 10).await.unwrap().len(),
+        1
+    );
+}
