@@ -190,3 +190,60 @@ async fn sms_posts_a_form_with_basic_auth_and_reads_twilio_errors() {
         r.body
     );
 }
+
+/// Every HTTP notifier pointed at `url`.
+fn all_http(url: &str) -> Vec<std::sync::Arc<dyn Notifier>> {
+    vec![
+        std::sync::Arc::new(TelegramNotifier::new(url, "123:ABC", "42").unwrap()),
+        std::sync::Arc::new(DiscordNotifier::new(&format!("{url}/api/webhooks/1/t")).unwrap()),
+        std::sync::Arc::new(
+            atalaya_alerts::sms::SmsNotifier::new(url, "AC1", "tok", "+15550001", "+15550002")
+                .unwrap(),
+        ),
+        std::sync::Arc::new(
+            atalaya_alerts::webhook::WebhookNotifier::new(&format!("{url}/hook"), "s").unwrap(),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn server_errors_are_transient_on_every_provider() {
+    let server = FakeHttp::start(Canned::json(
+        503,
+        serde_json::json!({"ok": false, "error_code": 503, "description": "Service Unavailable", "message": "unavailable", "code": 20503}),
+    ))
+    .await
+    .unwrap();
+    for n in all_http(&server.url()) {
+        let e = n.send(&alert()).await.unwrap_err();
+        assert!(e.is_transient(), "{}: {e:?}", n.name());
+        assert!(
+            matches!(e, AlertError::Rejected { status: 503, .. }),
+            "{}: {e:?}",
+            n.name()
+        );
+    }
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn a_provider_that_never_answers_times_out_as_a_transient_error() {
+    // Longer than the client's 10-second time-out.
+    let server = FakeHttp::start(Canned::telegram_ok().delayed(12_000))
+        .await
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let handles: Vec<_> = all_http(&server.url())
+        .into_iter()
+        .map(|n| tokio::spawn(async move { (n.name(), n.send(&alert()).await) }))
+        .collect();
+    for h in handles {
+        let (name, r) = h.await.unwrap();
+        let e = r.unwrap_err();
+        assert!(e.is_transient(), "{name}: {e:?}");
+    }
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(12),
+        "all four in one time-out"
+    );
+}
