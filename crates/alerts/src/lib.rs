@@ -304,6 +304,7 @@ pub fn alert_for(id: u64, o: &Opportunity) -> Alert {
         created_at: o.generated_at(),
         deliveries: Vec::new(),
         timeframe: Some(o.timeframe()),
+        short: Some(short_text(o)),
     }
 }
 

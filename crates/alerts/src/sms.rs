@@ -98,10 +98,17 @@ impl SmsNotifier {
         })
     }
 
-    /// The SMS text: the alert's title and first line, fitted to two segments.
+    /// The SMS text, fitted to two segments: the short form of an opportunity alert
+    /// (`Atalaya: BUY binance:BTC/USDT @ 60123.46 conf 82% exp +1.2%/12h risk 0.31`), or
+    /// the title and first line of any other.
     pub fn text(alert: &Alert) -> String {
-        let first = alert.body.lines().next().unwrap_or("");
-        fit(&format!("Atalaya {}: {first}", alert.title), 2)
+        match &alert.short {
+            Some(short) => fit(&format!("Atalaya: {short}"), 2),
+            None => {
+                let first = alert.body.lines().next().unwrap_or("");
+                fit(&format!("Atalaya {}: {first}", alert.title), 2)
+            }
+        }
     }
 }
 

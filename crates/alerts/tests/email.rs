@@ -92,6 +92,7 @@ fn alert() -> Alert {
         created_at: 0,
         deliveries: Vec::new(),
         timeframe: None,
+        short: None,
     }
 }
 

@@ -19,6 +19,7 @@ fn alert() -> Alert {
         created_at: 1_735_689_600_000_000_000,
         deliveries: Vec::new(),
         timeframe: None,
+        short: None,
     }
 }
 

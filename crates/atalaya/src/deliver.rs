@@ -126,6 +126,7 @@ pub async fn test_channels(
         created_at: now,
         deliveries: Vec::new(),
         timeframe: None,
+        short: None,
     };
     let mut lines = Vec::new();
     let mut all_ok = true;
@@ -199,11 +200,12 @@ fn digest_alert(items: &[DueDelivery]) -> Alert {
         created_at: items.iter().map(|d| d.alert.created_at).max().unwrap_or(0),
         deliveries: Vec::new(),
         timeframe: None,
+        short: None,
     }
 }
 
 enum Next {
-    Item(Option<DueDelivery>),
+    Item(Option<Box<DueDelivery>>),
     Flush,
 }
 
@@ -234,10 +236,10 @@ async fn worker(
             std::mem::take(&mut batch)
         } else {
             let next = if batch.is_empty() {
-                Next::Item(rx.recv().await)
+                Next::Item(rx.recv().await.map(Box::new))
             } else {
                 tokio::select! {
-                    x = rx.recv() => Next::Item(x),
+                    x = rx.recv() => Next::Item(x.map(Box::new)),
                     () = tokio::time::sleep_until(deadline) => Next::Flush,
                     () = finish.cancelled() => Next::Flush,
                     () = cancel.cancelled() => return,
@@ -252,10 +254,10 @@ async fn worker(
                         if batch.is_empty() {
                             deadline = tokio::time::Instant::now() + g.window;
                         }
-                        batch.push(d);
+                        batch.push(*d);
                         continue;
                     }
-                    _ => vec![d],
+                    _ => vec![*d],
                 },
             }
         };

@@ -370,6 +370,7 @@ async fn engine_task(
                     created_at: ts,
                     deliveries: Vec::new(),
                     timeframe: None,
+                    short: None,
                 };
                 routing.route(&mut alert, None);
                 tracing::warn!(title = %alert.title, "system alert");

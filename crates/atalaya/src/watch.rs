@@ -76,6 +76,7 @@ impl Watcher {
                     created_at: now,
                     deliveries: Vec::new(),
                     timeframe: None,
+                    short: None,
                 });
             }
             self.errors.insert(s.name.clone(), (base, start, alerted));
@@ -142,6 +143,7 @@ impl Watcher {
                     created_at: now,
                     deliveries: Vec::new(),
                     timeframe: None,
+                    short: None,
                 });
             }
             self.last.insert(s.name.clone(), (cond, s.events, moved_at));

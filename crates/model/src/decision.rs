@@ -418,6 +418,9 @@ pub struct Alert {
     /// The timeframe of the bar it is about, when there is one (for its chart).
     #[serde(default)]
     pub timeframe: Option<Timeframe>,
+    /// The one-line form for SMS, when the alert reports an opportunity.
+    #[serde(default)]
+    pub short: Option<String>,
 }
 
 /// The state of one alert on one channel.

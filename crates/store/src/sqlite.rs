@@ -190,8 +190,8 @@ impl Store for SqliteStore {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
             sqlx::query(
-                "INSERT INTO alerts (created_at, priority, instrument, title, body, timeframe)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO alerts (created_at, priority, instrument, title, body, timeframe, short)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (created_at, instrument, title) DO NOTHING",
             )
             .bind(a.created_at)
@@ -200,6 +200,7 @@ impl Store for SqliteStore {
             .bind(&a.title)
             .bind(&a.body)
             .bind(a.timeframe.map(|t| t.as_str()))
+            .bind(&a.short)
             .execute(&mut *tx)
             .await
             .map_err(q("insert alert"))?;
@@ -333,7 +334,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<DueDelivery>, StoreError> {
         let rows = sqlx::query(
             "SELECT d.alert_id, d.channel, d.attempts, a.created_at, a.priority, a.instrument,
-                    a.title, a.body, a.timeframe
+                    a.title, a.body, a.timeframe, a.short
              FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id
              WHERE d.state = 'pending' AND d.channel = ?3 AND d.next_attempt_at <= ?1
              ORDER BY d.next_attempt_at, a.created_at, d.alert_id LIMIT ?2",
@@ -369,6 +370,7 @@ impl Store for SqliteStore {
                             .try_get::<Option<String>, _>("timeframe")
                             .map_err(c)?
                             .and_then(|t| t.parse().ok()),
+                        short: r.try_get("short").map_err(c)?,
                     },
                 })
             })

@@ -341,6 +341,7 @@ async fn a_digest_folds_alerts_below_critical_into_one_message() {
                 })
                 .collect(),
             timeframe: None,
+            short: None,
         });
     }
     store.write(&batch).await.unwrap();

@@ -78,6 +78,7 @@ async fn state() -> (tempfile::TempDir, AppState) {
             created_at: i * HOUR,
             deliveries: Vec::new(),
             timeframe: None,
+            short: None,
         });
     }
     store.write(&b).await.unwrap();

@@ -16,5 +16,6 @@ CREATE TABLE alert_deliveries (
 ) WITHOUT ROWID;
 CREATE INDEX alert_deliveries_due ON alert_deliveries (state, channel, next_attempt_at);
 
--- The timeframe of the bar an alert is about, for its chart.
+-- The timeframe of the bar an alert is about (for its chart) and its one-line form (for SMS).
 ALTER TABLE alerts ADD COLUMN timeframe TEXT;
+ALTER TABLE alerts ADD COLUMN short TEXT;

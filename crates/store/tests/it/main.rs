@@ -181,6 +181,7 @@ async fn alerts_and_text_items_are_stored_once() {
         created_at: 5,
         deliveries: Vec::new(),
         timeframe: None,
+        short: None,
     });
     let news = NewsItem::new("n1", "sim", "Bitcoin jumps", 3).unwrap();
     b.text_items.push((TextItem::News(news), 4));
@@ -299,6 +300,7 @@ async fn the_outbox_keeps_delivery_states_across_rewrites() {
             },
         ],
         timeframe: None,
+        short: None,
     };
     let batch = Batch {
         alerts: vec![alert.clone()],
@@ -407,6 +409,7 @@ async fn an_opportunity_and_its_alert_are_written_in_one_transaction() {
             reason: None,
         }],
         timeframe: None,
+        short: None,
     };
     bus.publish(
         Topic::Outbound,
