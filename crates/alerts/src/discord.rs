@@ -4,13 +4,26 @@ use async_trait::async_trait;
 use atalaya_model::{Alert, AlertPriority, format_utc};
 use serde_json::{Value, json};
 
-use crate::{AlertError, Notifier, deliver, http_client};
+use crate::{AlertError, Notifier, deliver_with_headers, http_client};
 
-/// Sends alerts to a Discord webhook URL.
+/// Sends alerts to a Discord webhook URL, keeping to the webhook's rate-limit bucket: when an
+/// answer says no request is left (`X-RateLimit-Remaining: 0`), the next send waits
+/// `X-RateLimit-Reset-After` seconds instead of running into a 429.
 #[derive(Debug, Clone)]
 pub struct DiscordNotifier {
     client: reqwest::Client,
     url: String,
+    pause_until: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+}
+
+/// How long the bucket in `headers` says to wait, when it is empty.
+pub fn bucket_wait(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    if get("x-ratelimit-remaining")?.trim() != "0" {
+        return None;
+    }
+    let secs: f64 = get("x-ratelimit-reset-after")?.trim().parse().ok()?;
+    (secs.is_finite() && secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs.min(3600.0)))
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -27,6 +40,7 @@ impl DiscordNotifier {
         Ok(Self {
             client: http_client()?,
             url: url.to_owned(),
+            pause_until: std::sync::Arc::default(),
         })
     }
 
@@ -60,11 +74,22 @@ impl Notifier for DiscordNotifier {
     }
 
     async fn send(&self, alert: &Alert) -> Result<(), AlertError> {
+        let until = self.pause_until.lock().ok().and_then(|g| *g);
+        if let Some(t) = until {
+            let now = std::time::Instant::now();
+            if t > now {
+                tokio::time::sleep(t - now).await;
+            }
+        }
         let req = self.client.post(&self.url).json(&self.body(alert));
-        deliver("discord", req, |text| {
+        let headers = deliver_with_headers("discord", req, |text| {
             let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
             v["message"].as_str().unwrap_or("no message").to_owned()
         })
-        .await
+        .await?;
+        if let Ok(mut g) = self.pause_until.lock() {
+            *g = bucket_wait(&headers).map(|d| std::time::Instant::now() + d);
+        }
+        Ok(())
     }
 }

@@ -109,6 +109,17 @@ pub(crate) async fn deliver(
     req: reqwest::RequestBuilder,
     describe: impl FnOnce(&str) -> String,
 ) -> Result<(), AlertError> {
+    deliver_with_headers(channel, req, describe)
+        .await
+        .map(|_| ())
+}
+
+/// [`deliver`], returning the answer's headers on success (Discord's rate-limit bucket).
+pub(crate) async fn deliver_with_headers(
+    channel: &'static str,
+    req: reqwest::RequestBuilder,
+    describe: impl FnOnce(&str) -> String,
+) -> Result<reqwest::header::HeaderMap, AlertError> {
     let res = req
         .send()
         .await
@@ -119,7 +130,7 @@ pub(crate) async fn deliver(
         })?;
     let status = res.status();
     if status.is_success() {
-        return Ok(());
+        return Ok(res.headers().clone());
     }
     let header = res
         .headers()

@@ -248,3 +248,31 @@ async fn a_provider_that_never_answers_times_out_as_a_transient_error() {
         "all four in one time-out"
     );
 }
+
+#[tokio::test]
+async fn discord_waits_for_its_bucket_when_the_headers_say_it_is_empty() {
+    let mut empty = Canned::discord_ok();
+    empty
+        .headers
+        .push(("x-ratelimit-remaining".into(), "0".into()));
+    empty
+        .headers
+        .push(("x-ratelimit-reset-after".into(), "0.8".into()));
+    let server = FakeHttp::start(Canned::discord_ok()).await.unwrap();
+    server.push(empty);
+    let n = DiscordNotifier::new(&format!("{}/api/webhooks/1/t", server.url())).unwrap();
+    let t0 = std::time::Instant::now();
+    n.send(&alert()).await.unwrap();
+    let first = t0.elapsed();
+    n.send(&alert()).await.unwrap();
+    assert!(
+        t0.elapsed() >= std::time::Duration::from_millis(800),
+        "the second send waited for the bucket: {:?} after {first:?}",
+        t0.elapsed()
+    );
+    // A bucket with requests left does not slow anything down.
+    let t1 = std::time::Instant::now();
+    n.send(&alert()).await.unwrap();
+    assert!(t1.elapsed() < std::time::Duration::from_millis(500));
+    assert_eq!(server.requests().len(), 3);
+}
