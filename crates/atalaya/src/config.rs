@@ -484,7 +484,7 @@ pub fn load(
         if ENV_RESERVED.iter().any(|r| k.starts_with(r)) || !rest.contains("__") {
             continue;
         }
-        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        let mut path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
         if path.iter().any(String::is_empty) {
             problems.push(Problem {
                 path: k.clone(),
@@ -493,8 +493,34 @@ pub fn load(
             });
             continue;
         }
+        // `…_FILE` names a secret file (Docker and Kubernetes secrets): the field is its
+        // content, without the trailing newline.
+        let from_file = path
+            .last()
+            .and_then(|l| l.strip_suffix("_file"))
+            .filter(|field| is_secret_key(field))
+            .map(str::to_owned);
+        let value = match from_file {
+            Some(field) => match std::fs::read_to_string(&v) {
+                Ok(text) => {
+                    if let Some(last) = path.last_mut() {
+                        *last = field;
+                    }
+                    Value::String(text.trim_end_matches(['\n', '\r']).to_owned())
+                }
+                Err(e) => {
+                    problems.push(Problem {
+                        path: k.clone(),
+                        message: format!("cannot read the secret file {v:?}: {e}"),
+                        origin: k.clone(),
+                    });
+                    continue;
+                }
+            },
+            None => env_value(&v),
+        };
         env_used.push(k.clone());
-        overlays.push((path, env_value(&v), k));
+        overlays.push((path, value, k));
     }
     // Secrets come only from the environment, never from a file that may be committed.
     for (path, value, origin) in &overlays {
@@ -779,6 +805,34 @@ mod tests {
         std::fs::write(&p, show(&AppConfig::default()).unwrap()).unwrap();
         let l = load(Some(&p), env(&[])).unwrap();
         assert_eq!(l.config, AppConfig::default());
+    }
+
+    #[test]
+    fn secrets_can_come_from_files_named_by_file_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("tg");
+        std::fs::write(&secret, "123:from-a-file\n").unwrap();
+        let l = load(
+            None,
+            env(&[(
+                "ATALAYA_ALERTS__TELEGRAM__BOT_TOKEN_FILE",
+                secret.to_str().unwrap(),
+            )]),
+        )
+        .unwrap();
+        assert_eq!(l.config.alerts.telegram.bot_token, "123:from-a-file");
+        let problems = load(
+            None,
+            env(&[(
+                "ATALAYA_ALERTS__SMS__AUTH_TOKEN_FILE",
+                "/nonexistent/secret",
+            )]),
+        )
+        .unwrap_err();
+        assert!(
+            problems[0].message.contains("cannot read the secret file"),
+            "{problems:?}"
+        );
     }
 
     #[test]
