@@ -39,6 +39,8 @@ pub enum Command {
     /// Measure the decision's opportunities on history before the holdout: the reliability
     /// table (stated confidence against hit rate) and the calibration buckets.
     Calibrate(CalibrateArgs),
+    /// Fill the store with history from a venue's REST API (resumable, within its limits).
+    Download(DownloadArgs),
     /// Compute technical indicators over a history file, one column per output.
     Indicators(IndicatorsArgs),
     /// Measure what chart patterns were worth: forward returns after each pattern against all
@@ -215,6 +217,32 @@ pub struct CalibrateArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `atalaya download`.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// The venue (`binance`).
+    #[arg(long, default_value = "binance")]
+    pub venue: String,
+    /// Comma-separated symbols: `BTCUSDT,ETHUSDT` or `BTC/USDT,ETH/USDT`.
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub symbols: Vec<String>,
+    /// Bar timeframe.
+    #[arg(long, default_value = "1h", value_name = "TF")]
+    pub timeframe: Timeframe,
+    /// First bar (YYYY-MM-DD or ISO-8601 UTC).
+    #[arg(long, value_name = "TIME")]
+    pub from: String,
+    /// Up to this time (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// SQLite database file (overrides `store.path`).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
 }

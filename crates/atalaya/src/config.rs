@@ -54,6 +54,35 @@ pub struct AppConfig {
     pub risk: RiskConfig,
     /// Walk-forward optimisation (`atalaya optimize`).
     pub optimize: atalaya_backtest::walk::OptimizeConfig,
+    /// Exchange endpoints (testnets, proxies and test servers work).
+    pub venues: VenuesConfig,
+}
+
+/// Exchange endpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct VenuesConfig {
+    /// Binance Spot.
+    pub binance: BinanceConfig,
+}
+
+/// Binance Spot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BinanceConfig {
+    /// REST base URL.
+    pub rest_url: String,
+    /// Request weight allowed per minute (Binance's limit is 6,000 per IP; keep a margin).
+    pub weight_per_minute: u32,
+}
+
+impl Default for BinanceConfig {
+    fn default() -> Self {
+        Self {
+            rest_url: "https://api.binance.com".into(),
+            weight_per_minute: 5000,
+        }
+    }
 }
 
 /// Live sources.

@@ -8,6 +8,7 @@ pub mod calibrate;
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod download;
 pub mod indicators;
 pub mod patterns;
 pub mod replay;

@@ -300,6 +300,36 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Command::Download(a) => {
+            let cfg = with_db(cfg, a.db.as_deref());
+            let opts = atalaya::download::DownloadOptions {
+                venue: a.venue,
+                symbols: a.symbols,
+                timeframe: a.timeframe,
+                from: a.from,
+                to: a.to,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let s = atalaya::download::download(&cfg, &opts).await?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                for d in &s.series {
+                    println!(
+                        "{} ({}): {} bars fetched, {} already stored, last {}",
+                        d.symbol,
+                        d.instrument,
+                        d.fetched,
+                        d.already,
+                        d.last.as_deref().unwrap_or("-")
+                    );
+                }
+                println!(
+                    "{} requests ({} refused by the venue and retried)",
+                    s.requests.0, s.requests.1
+                );
+            }
+        }
         Command::Replay(a) => {
             let cfg = with_db(cfg, a.db.as_deref());
             let opts = ReplayOptions {

@@ -14,6 +14,7 @@
 //! on top of `atalaya-net`'s reconnect, backoff and rate-limit plumbing.
 
 pub mod binance;
+pub mod binance_rest;
 pub mod replay;
 mod rng;
 pub mod sim;
@@ -64,6 +65,16 @@ pub enum SourceError {
     /// Publishing failed because the bus closed.
     #[error("publishing failed")]
     Bus(#[from] BusError),
+    /// A venue's API could not be reached or answered with an error.
+    #[error("{venue}: {message}")]
+    Venue {
+        /// The venue.
+        venue: &'static str,
+        /// What happened (never the URL with its query).
+        message: String,
+        /// Whether trying again later may succeed.
+        transient: bool,
+    },
 }
 
 /// What a source needs at run time.

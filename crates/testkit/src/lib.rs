@@ -12,6 +12,7 @@
 //!
 //! Fake exchange servers join here as the collectors land.
 
+pub mod fake_binance;
 pub mod fake_http;
 
 use std::future::Future;

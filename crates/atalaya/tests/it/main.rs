@@ -5,6 +5,7 @@
 mod backtest;
 mod cli;
 mod demo;
+mod download;
 mod outbox;
 mod paper;
 mod patterns;
