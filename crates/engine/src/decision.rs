@@ -6,7 +6,8 @@
 //! The factor definitions are written out in `docs/DECISION.md`.
 
 use atalaya_model::{
-    FactorContribution, InstrumentId, OpportunityKind, OpportunityRaw, Timeframe, UnixNanos,
+    FactorContribution, InstrumentId, MarketStats, OpportunityKind, OpportunityRaw, Timeframe,
+    UnixNanos,
 };
 
 use crate::config::DecisionConfig;
@@ -55,6 +56,15 @@ pub struct Decision {
     /// Normalised weights of the four computed factors.
     pub weights: [f64; 4],
     factors: Factors,
+    /// The fundamental factor, when market statistics are known: value, normalised weight
+    /// and the statistics it was computed from.
+    fundamental: Option<(f64, f64, MarketStats)>,
+}
+
+/// The fundamental factor from market statistics: the 7-day and 24-hour changes, each
+/// squashed by `tanh` around a typical move (10% a week, 5% a day), weighted 0.6 and 0.4.
+pub fn fundamental_value(m: &MarketStats) -> f64 {
+    clamp1(0.6 * tanh(m.change_7d_pct() / 10.0) + 0.4 * tanh(m.change_24h_pct() / 5.0))
 }
 
 impl Decision {
@@ -168,24 +178,39 @@ fn details(f: &Factors, s: &Snapshot, p: Periods) -> [String; 4] {
 
 /// Scores one bar. Allocation-free: the explanation is written by [`explain`] only when
 /// the bar becomes an opportunity.
-pub fn decide(s: &Snapshot, p: Periods, cfg: &DecisionConfig) -> Decision {
+pub fn decide(
+    s: &Snapshot,
+    p: Periods,
+    cfg: &DecisionConfig,
+    stats: Option<&MarketStats>,
+) -> Decision {
     let f = factors(s, p);
     let named = cfg.weights.named();
-    let available_total: f64 = named[..4].iter().map(|(_, w)| w).sum();
+    let fundamental_w = if stats.is_some() { named[4].1 } else { 0.0 };
+    let available_total: f64 = named[..4].iter().map(|(_, w)| w).sum::<f64>() + fundamental_w;
+    let norm = |w: f64| {
+        if available_total > 0.0 {
+            w / available_total
+        } else {
+            0.0
+        }
+    };
     let mut weights = [0.0; 4];
     let mut score = 0.0;
     for i in 0..4 {
-        weights[i] = if available_total > 0.0 {
-            named[i].1 / available_total
-        } else {
-            0.0
-        };
+        weights[i] = norm(named[i].1);
         score += f.values[i] * weights[i];
+    }
+    let fundamental = stats.map(|m| (fundamental_value(m), norm(fundamental_w), *m));
+    if let Some((v, w, _)) = fundamental {
+        score += v * w;
     }
     let score = score.clamp(-1.0, 1.0);
     let agree: f64 = (0..4)
-        .filter(|&i| f.values[i] != 0.0 && f.values[i].signum() == score.signum())
-        .map(|i| weights[i])
+        .map(|i| (f.values[i], weights[i]))
+        .chain(fundamental.map(|(v, w, _)| (v, w)))
+        .filter(|&(v, _)| v != 0.0 && v.signum() == score.signum())
+        .map(|(_, w)| w)
         .sum();
     let confidence = (agree * (0.5 + 0.5 * score.abs())).clamp(0.0, 1.0);
     let kind = if score >= cfg.strong_buy {
@@ -209,6 +234,7 @@ pub fn decide(s: &Snapshot, p: Periods, cfg: &DecisionConfig) -> Decision {
         confidence,
         weights,
         factors: f,
+        fundamental,
     }
 }
 
@@ -235,6 +261,23 @@ pub fn explain(
                     contribution: value * d.weights[i],
                     detail,
                 },
+                _ if let ("fundamental", Some((value, weight, m))) = (name, d.fundamental) => {
+                    FactorContribution {
+                        name: name.to_owned(),
+                        available: true,
+                        value,
+                        weight,
+                        contribution: value * weight,
+                        detail: format!(
+                            "{} 7d {:+.1}%, 24h {:+.1}%; market cap ${:.3e}, 7-day average volume ${:.3e}",
+                            m.asset(),
+                            m.change_7d_pct(),
+                            m.change_24h_pct(),
+                            m.market_cap_usd(),
+                            m.avg_volume_7d_usd()
+                        ),
+                    }
+                }
                 _ => FactorContribution {
                     name: name.to_owned(),
                     available: false,
@@ -373,7 +416,7 @@ mod tests {
     #[test]
     fn strong_uptrend_is_a_buy_whose_contributions_add_up() {
         let cfg = DecisionConfig::default();
-        let d = decide(&snap(true), periods(), &cfg);
+        let d = decide(&snap(true), periods(), &cfg, None);
         assert!(d.score >= cfg.buy, "{d:?}");
         let factors = explain(&d, &snap(true), periods(), &cfg);
         let sum: f64 = factors.iter().map(|f| f.contribution).sum();
@@ -391,8 +434,8 @@ mod tests {
     #[test]
     fn mirror_image_is_a_sell() {
         let cfg = DecisionConfig::default();
-        let up = decide(&snap(true), periods(), &cfg);
-        let down = decide(&snap(false), periods(), &cfg);
+        let up = decide(&snap(true), periods(), &cfg, None);
+        let down = decide(&snap(false), periods(), &cfg, None);
         // Not an exact mirror: momentum is scaled by ATR over the (different) close.
         assert!(
             up.score >= cfg.buy && down.score <= cfg.sell,
@@ -409,7 +452,7 @@ mod tests {
     #[test]
     fn a_calibration_bucket_sets_confidence_return_and_horizon() {
         let mut cfg = DecisionConfig::default();
-        let raw = decide(&snap(true), periods(), &cfg);
+        let raw = decide(&snap(true), periods(), &cfg, None);
         cfg.calibration = vec![crate::CalibrationBucket {
             direction: 1,
             min_score: 0.0,
@@ -419,17 +462,61 @@ mod tests {
             horizon_bars: 7,
             samples: 300,
         }];
-        let d = decide(&snap(true), periods(), &cfg);
+        let d = decide(&snap(true), periods(), &cfg, None);
         assert_eq!(d.score, raw.score);
         assert_eq!(d.confidence, 0.42);
         let plan = plan(&d, &snap(true), key(), periods(), &cfg).unwrap();
         assert_eq!(plan.expected_return, 0.0125);
         assert_eq!(plan.horizon_ns, 7 * Timeframe::H1.nanos());
         // Sells have no bucket here: uncalibrated.
-        let down = decide(&snap(false), periods(), &cfg);
+        let down = decide(&snap(false), periods(), &cfg, None);
         assert_eq!(
             down.confidence,
-            decide(&snap(false), periods(), &DecisionConfig::default()).confidence
+            decide(&snap(false), periods(), &DecisionConfig::default(), None).confidence
+        );
+    }
+
+    #[test]
+    fn market_statistics_make_the_fundamental_factor_available() {
+        let cfg = DecisionConfig::default();
+        let m = MarketStats::new(
+            atalaya_model::Symbol::new("BTC").unwrap(),
+            1.2e12,
+            2.0,
+            12.0,
+            3.0e10,
+        )
+        .unwrap();
+        let v = fundamental_value(&m);
+        assert!((v - (0.6 * 1.2f64.tanh() + 0.4 * 0.4f64.tanh())).abs() < 1e-12);
+        let with = decide(&snap(true), periods(), &cfg, Some(&m));
+        let factors = explain(&with, &snap(true), periods(), &cfg);
+        let f = factors.iter().find(|f| f.name == "fundamental").unwrap();
+        assert!(f.available && f.value == v, "{f:?}");
+        assert!(
+            f.detail.starts_with("BTC 7d +12.0%, 24h +2.0%"),
+            "{}",
+            f.detail
+        );
+        // Weights still sum to one, and the contributions to the score.
+        let wsum: f64 = factors.iter().map(|f| f.weight).sum();
+        assert!((wsum - 1.0).abs() < 1e-12);
+        let sum: f64 = factors.iter().map(|f| f.contribution).sum();
+        assert!((sum - with.score).abs() < 1e-12);
+        assert_eq!(
+            factors.iter().filter(|f| !f.available).count(),
+            2,
+            "sentiment and ML"
+        );
+        // Without statistics it is absent and its weight redistributed.
+        let without = decide(&snap(true), periods(), &cfg, None);
+        let factors = explain(&without, &snap(true), periods(), &cfg);
+        assert!(
+            !factors
+                .iter()
+                .find(|f| f.name == "fundamental")
+                .unwrap()
+                .available
         );
     }
 }

@@ -76,6 +76,9 @@ pub struct PipelineStats {
     pub instruments: u64,
 }
 
+/// Market statistics older than this (two days) no longer count.
+const STATS_MAX_AGE_NS: i64 = 2 * 86_400_000_000_000;
+
 /// A bar under construction.
 #[derive(Clone, Copy, Debug)]
 struct Building {
@@ -233,6 +236,8 @@ pub struct Pipeline {
     anomalies: Vec<Anomaly>,
     out_seq: u64,
     stats: PipelineStats,
+    /// The latest market statistics per asset, with their event time.
+    market_stats: HashMap<atalaya_model::Symbol, (atalaya_model::MarketStats, UnixNanos)>,
     source: Symbol,
     now: UnixNanos,
 }
@@ -280,6 +285,7 @@ impl Pipeline {
             anomalies: Vec::new(),
             out_seq: 0,
             stats: PipelineStats::default(),
+            market_stats: HashMap::new(),
             source: Symbol::new("engine").map_err(EngineError::Model)?,
             now: UnixNanos::MIN,
             cfg,
@@ -353,6 +359,10 @@ impl Pipeline {
                 self.on_candle(c, ts_received);
             }
             Event::Heartbeat => self.advance(env.ts_event, ts_received),
+            // Market statistics feed the fundamental factor of the asset's instruments.
+            Event::MarketStats(m) => {
+                self.market_stats.insert(m.asset(), (*m, env.ts_event));
+            }
             // Text, on-chain and derived events are consumed by later analysers.
             _ => {}
         }
@@ -608,7 +618,13 @@ impl Pipeline {
         close_time: UnixNanos,
         ts_received: UnixNanos,
     ) {
-        let d = decide(snapshot, self.periods, &self.cfg.decision);
+        // Statistics older than two days are stale: the factor is absent, not made up.
+        let stats = self
+            .market_stats
+            .get(&id.base())
+            .filter(|(_, at)| *at <= close_time && close_time - *at <= STATS_MAX_AGE_NS)
+            .map(|(m, _)| m);
+        let d = decide(snapshot, self.periods, &self.cfg.decision, stats);
         let series = &mut self.series[s];
         let v = d.values();
         series.values[BAR_FIELDS.len()..BAR_FIELDS.len() + DECISION_FIELDS.len()]
@@ -1062,5 +1078,67 @@ mod extra_indicator_tests {
             issues[2].message
         );
         assert!(Pipeline::new(cfg).is_err());
+    }
+
+    fn opportunities_with_stats(stats_age_ns: i64) -> Vec<atalaya_model::Opportunity> {
+        let cfg = EngineConfig {
+            timeframes: vec![Timeframe::M1],
+            ..EngineConfig::default()
+        };
+        let mut p = Pipeline::new(cfg).unwrap();
+        let start = 10 * 86_400_000_000_000i64;
+        let m = atalaya_model::MarketStats::new(Symbol::new("BTC").unwrap(), 1e12, 3.0, 15.0, 2e10)
+            .unwrap();
+        p.process(&env(start - stats_age_ns, Event::MarketStats(m)));
+        let mut out = Vec::new();
+        for i in 0..300i64 {
+            // A steady climb with growing volume, then a sharp leg up.
+            let base = 100.0
+                * (1.0
+                    + 0.001 * i as f64
+                    + if i > 250 {
+                        0.004 * (i - 250) as f64
+                    } else {
+                        0.0
+                    });
+            let c = Candle::new(
+                id(),
+                Timeframe::M1,
+                start + i * MIN,
+                [base * 0.999, base * 1.002, base * 0.998, base],
+                10.0 + i as f64,
+                1,
+            )
+            .unwrap();
+            for e in p.process(&env(c.close_time(), Event::Candle(c))) {
+                if let Event::Opportunity(o) = &e.payload {
+                    out.push((**o).clone());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fresh_market_statistics_feed_the_fundamental_factor_and_stale_ones_do_not() {
+        let fresh = opportunities_with_stats(3_600_000_000_000);
+        assert!(!fresh.is_empty(), "the climb should make an opportunity");
+        for o in &fresh {
+            let f = o
+                .factors()
+                .iter()
+                .find(|f| f.name == "fundamental")
+                .unwrap();
+            assert!(f.available && f.value > 0.5, "{f:?}");
+        }
+        let stale = opportunities_with_stats(3 * 86_400_000_000_000);
+        for o in &stale {
+            let f = o
+                .factors()
+                .iter()
+                .find(|f| f.name == "fundamental")
+                .unwrap();
+            assert!(!f.available, "{f:?}");
+        }
     }
 }
