@@ -56,6 +56,8 @@ pub struct AppConfig {
     pub optimize: atalaya_backtest::walk::OptimizeConfig,
     /// Exchange endpoints (testnets, proxies and test servers work).
     pub venues: VenuesConfig,
+    /// CoinGecko market statistics (`live.sources = ["sim", "coingecko"]`).
+    pub coingecko: atalaya_sources::coingecko::CoinGeckoConfig,
 }
 
 /// Exchange endpoints.
@@ -108,6 +110,8 @@ impl Default for LiveConfig {
 pub enum LiveSource {
     /// The built-in market simulator.
     Sim,
+    /// Market statistics from CoinGecko (`[coingecko]`), for the fundamental factor.
+    Coingecko,
 }
 
 /// Bus settings.
@@ -745,6 +749,18 @@ pub fn load(
                 message,
             });
         }
+    }
+    let cg = &config.coingecko;
+    if cg.coins.is_empty() || cg.poll_secs < 10 {
+        problems.push(Problem {
+            path: "coingecko".into(),
+            message: format!(
+                "needs at least one coin and poll_secs of at least 10 (got {} coins, {} s)",
+                cg.coins.len(),
+                cg.poll_secs
+            ),
+            origin: origin_of("coingecko"),
+        });
     }
     if config.live.sources.is_empty() {
         problems.push(Problem {

@@ -572,6 +572,16 @@ pub async fn run(
         }
         sources.push(Box::new(source));
     }
+    if cfg.live.sources.contains(&LiveSource::Coingecko) {
+        tracing::info!(
+            coins = cfg.coingecko.coins.len(),
+            every_s = cfg.coingecko.poll_secs,
+            "polling CoinGecko for market statistics"
+        );
+        sources.push(Box::new(atalaya_sources::coingecko::CoinGeckoSource::new(
+            cfg.coingecko.clone(),
+        )?));
+    }
     let (progress, origin) = match (opts.progress, progress_len) {
         (true, Some((start, end))) => {
             let pb = ProgressBar::new(end.saturating_sub(start));
@@ -625,9 +635,15 @@ pub async fn run(
             health: health.register(&name),
             cancel: source_cancel.clone(),
         };
+        // A run bounded by --for ends with the simulator: the pollers stop with it.
+        let ends_run = name == "sim" && opts.for_.is_some();
+        let stop = source_cancel.clone();
         source_tasks.push(tokio::spawn(async move {
             if let Err(e) = s.run(ctx).await {
                 tracing::error!(source = %name, error = %format!("{e:#}"), "source stopped");
+            }
+            if ends_run {
+                stop.cancel();
             }
         }));
     }

@@ -131,3 +131,85 @@ async fn download_fills_the_store_resumes_and_names_unknown_symbols() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Binance does not know NOPEUSDT"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coingecko_statistics_feed_the_fundamental_factor_of_a_live_run() {
+    use atalaya_store::OpportunityQuery;
+    use atalaya_testkit::fake_http::{Canned, FakeHttp};
+    let coin = |id: &str, sym: &str| {
+        serde_json::json!({"id": id, "symbol": sym, "name": id, "market_cap": 1.0e12, "total_volume": 2.0e10,
+            "price_change_percentage_24h": 2.0, "price_change_percentage_24h_in_currency": 2.0,
+            "price_change_percentage_7d_in_currency": 9.0})
+    };
+    let cg = FakeHttp::start(Canned::json(
+        200,
+        serde_json::json!([
+            coin("bitcoin", "btc"),
+            coin("ethereum", "eth"),
+            coin("solana", "sol")
+        ]),
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("atalaya.toml");
+    // The simulated market starts now, so that the statistics (stamped with the wall clock)
+    // are current for its bars.
+    let start = atalaya_model::format_utc(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64
+            / 60_000_000_000
+            * 60_000_000_000,
+    );
+    std::fs::write(
+        &cfg,
+        format!(
+            "[live]\nsources = [\"sim\", \"coingecko\"]\n[sim]\nstart = \"{start}\"\n[coingecko]\nbase_url = \"{}\"\n\
+             [alerts.console]\nenabled = false\n[server]\nenabled = false\n",
+            cg.url()
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("cg.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_atalaya"))
+        .env_remove("ATALAYA_LOG")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["run", "--demo", "--speed", "max", "--for", "12h", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!cg.requests().is_empty(), "CoinGecko was polled");
+    let store = SqliteStore::open(&db).await.unwrap();
+    let page = store
+        .opportunities(&OpportunityQuery {
+            page: 1,
+            per_page: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    let with: Vec<_> = page
+        .items
+        .iter()
+        .filter(|o| {
+            o.opportunity
+                .factors()
+                .iter()
+                .any(|f| f.name == "fundamental" && f.available)
+        })
+        .collect();
+    assert!(!with.is_empty(), "some opportunity used the statistics");
+    for o in &with {
+        let base = o.opportunity.instrument().base().as_str().to_owned();
+        assert!(["BTC", "ETH", "SOL"].contains(&base.as_str()), "{base}");
+    }
+}
