@@ -112,22 +112,8 @@ fn every_message_format_is_unchanged() {
         serde_json::to_string_pretty(&alert).unwrap(),
         eml.replace("\r\n", "\n")
     );
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/formats.txt");
-    if std::env::var_os("ATALAYA_UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, &got).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_default();
-    if want != got {
-        let line = want
-            .lines()
-            .zip(got.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(want.lines().count().min(got.lines().count()));
-        panic!(
-            "message formats changed at line {} (ATALAYA_UPDATE_SNAPSHOTS=1 to accept):\n- {}\n+ {}",
-            line + 1,
-            want.lines().nth(line).unwrap_or("<end>"),
-            got.lines().nth(line).unwrap_or("<end>")
-        );
-    }
+    atalaya_testkit::assert_snapshot(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/formats.txt"),
+        &got,
+    );
 }

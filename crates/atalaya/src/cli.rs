@@ -137,6 +137,20 @@ pub struct ReplayArgs {
 /// `atalaya backtest`.
 #[derive(Debug, Args)]
 pub struct BacktestArgs {
+    /// The history.
+    #[command(flatten)]
+    pub history: HistoryArgs,
+    /// Folder for trades.csv, metrics.json, equity.svg and audit.jsonl.
+    #[arg(long, default_value = "backtest", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print the metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// History files for `backtest` and `optimize`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
     /// Binance kline CSV or freqtrade JSON files (one per instrument, or several periods).
     #[arg(long, required = true, num_args = 1.., value_name = "FILES")]
     pub data: Vec<PathBuf>,
@@ -152,38 +166,33 @@ pub struct BacktestArgs {
     /// Only bars opening at or after this time (YYYY-MM-DD or ISO-8601 UTC).
     #[arg(long, value_name = "TIME")]
     pub from: Option<String>,
-    /// Only bars opening before this time.
+    /// Only bars opening before this time (keep 2024 on out when tuning: it is the holdout).
     #[arg(long, value_name = "TIME")]
     pub to: Option<String>,
-    /// Folder for trades.csv, metrics.json, equity.svg and audit.jsonl.
-    #[arg(long, default_value = "backtest", value_name = "DIR")]
-    pub out: PathBuf,
-    /// Print the metrics as JSON.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl HistoryArgs {
+    /// The replay options for these files.
+    pub fn options(self, progress: bool) -> crate::replay::ReplayOptions {
+        crate::replay::ReplayOptions {
+            files: self.data,
+            timeframe: self.timeframe,
+            instrument: self.instrument,
+            venue: self.venue,
+            from: self.from,
+            to: self.to,
+            save: false,
+            progress,
+        }
+    }
 }
 
 /// `atalaya optimize`.
 #[derive(Debug, Args)]
 pub struct OptimizeArgs {
-    /// Binance kline CSV or freqtrade JSON files.
-    #[arg(long, required = true, num_args = 1.., value_name = "FILES")]
-    pub data: Vec<PathBuf>,
-    /// Bar timeframe of the files (default: from the file name, else from the rows).
-    #[arg(long, value_name = "TF")]
-    pub timeframe: Option<Timeframe>,
-    /// Instrument of every file (default: from each file name).
-    #[arg(long, value_name = "venue:BASE/QUOTE")]
-    pub instrument: Option<InstrumentId>,
-    /// Venue for instruments read from file names.
-    #[arg(long, default_value = "binance")]
-    pub venue: String,
-    /// Only bars opening at or after this time.
-    #[arg(long, value_name = "TIME")]
-    pub from: Option<String>,
-    /// Only bars opening before this time (keep 2024 on out: it is the holdout).
-    #[arg(long, value_name = "TIME")]
-    pub to: Option<String>,
+    /// The history.
+    #[command(flatten)]
+    pub history: HistoryArgs,
     /// Folder for walk_forward.json and oos_equity.csv.
     #[arg(long, default_value = "optimize", value_name = "DIR")]
     pub out: PathBuf,

@@ -243,16 +243,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", st.markdown());
         }
         Command::Backtest(a) => {
-            let opts = ReplayOptions {
-                files: a.data,
-                timeframe: a.timeframe,
-                instrument: a.instrument,
-                venue: a.venue,
-                from: a.from,
-                to: a.to,
-                save: false,
-                progress: std::io::stderr().is_terminal(),
-            };
+            let opts = a.history.options(std::io::stderr().is_terminal());
             let outcome = atalaya::backtest::backtest(&cfg, &opts, &a.out)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&outcome.backtest)?);
@@ -261,16 +252,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Optimize(a) => {
-            let opts = ReplayOptions {
-                files: a.data,
-                timeframe: a.timeframe,
-                instrument: a.instrument,
-                venue: a.venue,
-                from: a.from,
-                to: a.to,
-                save: false,
-                progress: std::io::stderr().is_terminal(),
-            };
+            let opts = a.history.options(std::io::stderr().is_terminal());
             let (wf, files) = atalaya::backtest::optimize(&cfg, &opts, &a.out)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&wf)?);

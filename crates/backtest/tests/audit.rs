@@ -120,25 +120,11 @@ fn the_audit_stream_of_a_fixed_replay_is_unchanged() {
             "{needle} missing from the audit stream"
         );
     }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots/audit_two_instruments.jsonl");
-    if std::env::var_os("ATALAYA_UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, &got).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_default();
-    if want != got {
-        let line = want
-            .lines()
-            .zip(got.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(want.lines().count().min(got.lines().count()));
-        panic!(
-            "the audit stream changed at line {} (ATALAYA_UPDATE_SNAPSHOTS=1 to accept):\n- {}\n+ {}",
-            line + 1,
-            want.lines().nth(line).unwrap_or("<end>"),
-            got.lines().nth(line).unwrap_or("<end>")
-        );
-    }
+    atalaya_testkit::assert_snapshot(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/snapshots/audit_two_instruments.jsonl"),
+        &got,
+    );
 }
 
 mod properties {

@@ -181,6 +181,33 @@ pub fn data_dir(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// Compares `got` with the snapshot file at `path`, panicking at the first differing line;
+/// with `ATALAYA_UPDATE_SNAPSHOTS` set, writes `got` there first (to accept a change that was
+/// checked to be intended).
+#[allow(clippy::panic)]
+pub fn assert_snapshot(path: &Path, got: &str) {
+    if std::env::var_os("ATALAYA_UPDATE_SNAPSHOTS").is_some()
+        && let Err(e) = std::fs::write(path, got)
+    {
+        panic!("cannot write the snapshot {}: {e}", path.display());
+    }
+    let want = std::fs::read_to_string(path).unwrap_or_default();
+    if want != got {
+        let line = want
+            .lines()
+            .zip(got.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(want.lines().count().min(got.lines().count()));
+        panic!(
+            "{} changed at line {} (ATALAYA_UPDATE_SNAPSHOTS=1 to accept):\n- {}\n+ {}",
+            path.display(),
+            line + 1,
+            want.lines().nth(line).unwrap_or("<end>"),
+            got.lines().nth(line).unwrap_or("<end>")
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
