@@ -66,6 +66,27 @@ pub struct AppConfig {
 pub struct VenuesConfig {
     /// Binance Spot.
     pub binance: BinanceConfig,
+    /// Coinbase Advanced Trade.
+    pub coinbase: CoinbaseConfig,
+}
+
+/// Coinbase Advanced Trade (public market data).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoinbaseConfig {
+    /// REST base URL.
+    pub rest_url: String,
+    /// Requests per second (public endpoints allow about 10 per IP).
+    pub requests_per_second: u32,
+}
+
+impl Default for CoinbaseConfig {
+    fn default() -> Self {
+        Self {
+            rest_url: "https://api.coinbase.com/api/v3/brokerage".into(),
+            requests_per_second: 8,
+        }
+    }
 }
 
 /// Binance Spot.

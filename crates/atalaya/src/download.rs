@@ -2,8 +2,9 @@
 //! series continues after its last stored bar) and within the venue's request weights.
 
 use anyhow::{Context as _, bail};
-use atalaya_model::{Clock, LiveClock, Timeframe, UnixNanos, format_utc, parse_utc};
+use atalaya_model::{Clock, InstrumentId, LiveClock, Timeframe, UnixNanos, format_utc, parse_utc};
 use atalaya_sources::binance_rest::BinanceRest;
+use atalaya_sources::coinbase_rest::CoinbaseRest;
 use atalaya_store::Batch;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -51,14 +52,76 @@ pub struct DownloadSummary {
     pub requests: (u64, u64),
 }
 
+/// A venue's history endpoint.
+enum Rest {
+    Binance(BinanceRest),
+    Coinbase(CoinbaseRest),
+}
+
+impl Rest {
+    /// The venue's symbol for what the user wrote (`BTC/USDT` → `BTCUSDT` or `BTC-USDT`).
+    fn symbol(&self, s: &str) -> String {
+        let upper = s.trim().to_ascii_uppercase();
+        match self {
+            Rest::Binance(_) => upper.replace(['/', '-', '_'], ""),
+            Rest::Coinbase(_) => upper.replace(['/', '_'], "-"),
+        }
+    }
+
+    /// Each symbol's instrument; fails naming the unknown ones.
+    async fn instruments(&self, symbols: &[String]) -> anyhow::Result<Vec<(String, InstrumentId)>> {
+        match self {
+            Rest::Binance(r) => r
+                .exchange_info(symbols)
+                .await?
+                .into_iter()
+                .map(|i| Ok((i.symbol.clone(), i.instrument()?)))
+                .collect(),
+            Rest::Coinbase(r) => {
+                let mut out = Vec::new();
+                for s in symbols {
+                    out.push((s.clone(), r.product(s).await?));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    async fn bars(
+        &self,
+        symbol: &str,
+        inst: InstrumentId,
+        tf: Timeframe,
+        start: UnixNanos,
+        end: UnixNanos,
+    ) -> anyhow::Result<Vec<atalaya_model::Candle>> {
+        Ok(match self {
+            Rest::Binance(r) => r.klines(symbol, inst, tf, start, end).await?,
+            Rest::Coinbase(r) => r.candles(symbol, inst, tf, start, end).await?,
+        })
+    }
+
+    async fn counts(&self) -> (u64, u64) {
+        match self {
+            Rest::Binance(r) => r.counts().await,
+            Rest::Coinbase(r) => r.counts().await,
+        }
+    }
+}
+
 /// Runs the download.
 pub async fn download(cfg: &AppConfig, opts: &DownloadOptions) -> anyhow::Result<DownloadSummary> {
-    if !opts.venue.eq_ignore_ascii_case("binance") {
-        bail!(
-            "venue {:?} cannot download yet; available: binance",
-            opts.venue
-        );
-    }
+    let rest = match opts.venue.to_ascii_lowercase().as_str() {
+        "binance" => {
+            let b = &cfg.venues.binance;
+            Rest::Binance(BinanceRest::new(&b.rest_url, b.weight_per_minute)?)
+        }
+        "coinbase" => {
+            let c = &cfg.venues.coinbase;
+            Rest::Coinbase(CoinbaseRest::new(&c.rest_url, c.requests_per_second)?)
+        }
+        other => bail!("venue {other:?} cannot download yet; available: binance, coinbase"),
+    };
     let tf = opts.timeframe;
     let from = parse_utc(&opts.from).context("--from")?;
     let now = LiveClock.now();
@@ -72,15 +135,13 @@ pub async fn download(cfg: &AppConfig, opts: &DownloadOptions) -> anyhow::Result
     let symbols: Vec<String> = opts
         .symbols
         .iter()
-        .map(|s| s.replace(['/', '-', '_'], "").to_ascii_uppercase())
+        .map(|s| rest.symbol(s))
         .filter(|s| !s.is_empty())
         .collect();
     if symbols.is_empty() {
         bail!("--symbols is empty");
     }
-    let b = &cfg.venues.binance;
-    let rest = BinanceRest::new(&b.rest_url, b.weight_per_minute)?;
-    let infos = rest.exchange_info(&symbols).await?;
+    let infos = rest.instruments(&symbols).await?;
     let store = crate::run::open_store(cfg).await?;
     let stats = store.stats().await?;
     let expected = ((to - from) / tf.nanos()).max(0) as u64 * infos.len() as u64;
@@ -94,14 +155,14 @@ pub async fn download(cfg: &AppConfig, opts: &DownloadOptions) -> anyhow::Result
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut out = Vec::new();
-    for info in &infos {
-        let inst = info.instrument()?;
-        pb.set_message(info.symbol.clone());
+    for (symbol, inst) in &infos {
+        let inst = *inst;
+        pb.set_message(symbol.clone());
         let stored = stats
             .series
             .iter()
             .find(|s| s.instrument == inst.to_string() && s.timeframe == tf.as_str());
-        // Resume after the last stored bar (which may lie before --from: then start at it).
+        // Resume after the last stored bar.
         let mut start: UnixNanos = tf.open_time(from);
         if let Some(last) = stored.map(|s| s.last) {
             start = start.max(last + tf.nanos());
@@ -110,9 +171,16 @@ pub async fn download(cfg: &AppConfig, opts: &DownloadOptions) -> anyhow::Result
         let mut fetched = 0u64;
         let mut last_open = stored.map(|s| s.last);
         while start < to {
-            let bars = rest.klines(&info.symbol, inst, tf, start, to).await?;
+            let bars = rest.bars(symbol, inst, tf, start, to).await?;
             let Some(last) = bars.last().map(|c| c.open_time()) else {
-                break;
+                // Nothing in this window (a venue gap, or the end): step past it.
+                match &rest {
+                    Rest::Coinbase(_) => {
+                        start += 300 * tf.nanos();
+                        continue;
+                    }
+                    Rest::Binance(_) => break,
+                }
             };
             let n = bars.len() as u64;
             store
@@ -128,7 +196,7 @@ pub async fn download(cfg: &AppConfig, opts: &DownloadOptions) -> anyhow::Result
             start = last + tf.nanos();
         }
         out.push(Downloaded {
-            symbol: info.symbol.clone(),
+            symbol: symbol.clone(),
             instrument: inst.to_string(),
             already,
             fetched,

@@ -15,6 +15,7 @@
 
 pub mod binance;
 pub mod binance_rest;
+pub mod coinbase_rest;
 pub mod coingecko;
 pub mod replay;
 mod rng;

@@ -213,3 +213,68 @@ async fn coingecko_statistics_feed_the_fundamental_factor_of_a_live_run() {
         assert!(["BTC", "ETH", "SOL"].contains(&base.as_str()), "{base}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coinbase_history_comes_in_windows_of_300_and_unknown_products_are_named() {
+    use atalaya_testkit::fake_coinbase::FakeCoinbase;
+    let mut l = BTreeMap::new();
+    let mut btc = listing("BTC", 1_000, 60_000.0);
+    btc.quote = "USD".into();
+    l.insert("BTC-USD".to_owned(), btc);
+    let first_ms = l["BTC-USD"].bars[0].0;
+    let fake = FakeCoinbase::start(l).await.unwrap();
+    fake.refuse_next(1);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cb.db");
+    let from = atalaya_model::format_utc(first_ms * 1_000_000);
+    let run = |symbols: &str| {
+        Command::new(env!("CARGO_BIN_EXE_atalaya"))
+            .env_remove("ATALAYA_LOG")
+            .env("ATALAYA_VENUES__COINBASE__REST_URL", fake.url())
+            .args([
+                "download",
+                "--venue",
+                "coinbase",
+                "--symbols",
+                symbols,
+                "--timeframe",
+                "1h",
+                "--from",
+                &from,
+                "--db",
+            ])
+            .arg(&db)
+            .output()
+            .unwrap()
+    };
+    let out = run("BTC/USD");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("BTC-USD (coinbase:BTC/USD): 999 bars fetched"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(1 refused by the venue and retried)"),
+        "{stdout}"
+    );
+    let store = SqliteStore::open(&db).await.unwrap();
+    let stats = store.stats().await.unwrap();
+    store.close().await;
+    assert_eq!(stats.series[0].rows, 999, "every closed bar once, in order");
+    // No window asked for 350 bars or more (the fake refuses those as the API does).
+    assert!(
+        fake.requests()
+            .iter()
+            .filter(|r| r.starts_with("candles"))
+            .count()
+            >= 4
+    );
+    let out = run("BTC-USD,NOPE-USD");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Coinbase does not know NOPE-USD"));
+}
