@@ -33,6 +33,9 @@ struct SourceInner {
     reconnects: AtomicU64,
     last_event: AtomicI64,
     last_error: Mutex<Option<String>>,
+    /// Wall time of the last batch of events, the events-per-second estimate, and the lag of
+    /// the last event (wall time received minus event time).
+    flow: Mutex<(UnixNanos, f64, i64)>,
 }
 
 /// A source's write handle on its own health entry.
@@ -51,6 +54,22 @@ impl SourceHandle {
     pub fn record_events(&self, n: u64, ts_event: UnixNanos) {
         self.0.events.fetch_add(n, Ordering::Relaxed);
         self.0.last_event.fetch_max(ts_event, Ordering::Relaxed);
+        let now = atalaya_model::Clock::now(&atalaya_model::LiveClock);
+        if let Ok(mut f) = self.0.flow.lock() {
+            let (last, rate, _) = *f;
+            // An exponentially weighted rate over the gaps between batches (about 10 batches).
+            let rate = if last > 0 && now > last {
+                let inst = n as f64 / ((now - last) as f64 / 1e9);
+                if rate == 0.0 {
+                    inst
+                } else {
+                    0.9 * rate + 0.1 * inst
+                }
+            } else {
+                rate
+            };
+            *f = (now, rate, now - ts_event);
+        }
     }
 
     /// Counts an error and keeps its message as the last error.
@@ -74,7 +93,7 @@ impl SourceHandle {
 }
 
 /// One source's health, as the status endpoint shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SourceStatus {
     /// Name.
     pub name: String,
@@ -90,6 +109,12 @@ pub struct SourceStatus {
     pub last_event_ts: Option<UnixNanos>,
     /// The last error's message.
     pub last_error: Option<String>,
+    /// Wall time the last events arrived.
+    pub last_received_at: Option<UnixNanos>,
+    /// Events per second recently (an exponentially weighted estimate).
+    pub events_per_sec: f64,
+    /// How late the last event arrived: wall time received minus its event time, in ms.
+    pub lag_ms: Option<i64>,
 }
 
 /// The engine task's counters.
@@ -164,6 +189,7 @@ impl Health {
                 reconnects: AtomicU64::new(0),
                 last_event: AtomicI64::new(i64::MIN),
                 last_error: Mutex::new(None),
+                flow: Mutex::new((0, 0.0, 0)),
             }))
         };
         match self.sources.write() {
@@ -205,6 +231,7 @@ impl Health {
             .map(|h| {
                 let i = &h.0;
                 let last = i.last_event.load(Ordering::Relaxed);
+                let flow = i.flow.lock().ok().map(|f| *f);
                 SourceStatus {
                     name: i.name.clone(),
                     state: i.state.lock().map(|s| *s).unwrap_or(SourceState::Failed),
@@ -213,6 +240,9 @@ impl Health {
                     reconnects: i.reconnects.load(Ordering::Relaxed),
                     last_event_ts: (last != i64::MIN).then_some(last),
                     last_error: i.last_error.lock().ok().and_then(|e| e.clone()),
+                    last_received_at: flow.map(|f| f.0).filter(|t| *t > 0),
+                    events_per_sec: flow.map_or(0.0, |f| f.1),
+                    lag_ms: flow.filter(|f| f.0 > 0).map(|f| f.2 / 1_000_000),
                 }
             })
             .collect()
@@ -239,5 +269,33 @@ mod tests {
         assert_eq!(snap.last_error.as_deref(), Some("bad row"));
         assert_eq!(h.register("sim").name(), "sim");
         assert_eq!(h.sources().len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod flow_tests {
+    use super::*;
+
+    #[test]
+    fn rate_and_lag_of_a_source() {
+        let h = Health::new();
+        let s = h.register("binance");
+        assert_eq!(h.sources()[0].lag_ms, None);
+        assert_eq!(h.sources()[0].events_per_sec, 0.0);
+        let now = atalaya_model::Clock::now(&atalaya_model::LiveClock);
+        s.record_events(10, now - 250_000_000);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        s.record_events(10, now);
+        let st = &h.sources()[0];
+        // Ten events about 0.1 s after the first batch: of the order of 100 per second.
+        assert!(
+            st.events_per_sec > 20.0 && st.events_per_sec < 200.0,
+            "{}",
+            st.events_per_sec
+        );
+        // The last event was stamped at `now` and recorded about 100 ms later.
+        let lag = st.lag_ms.unwrap();
+        assert!((90..2_000).contains(&lag), "{lag}");
+        assert!(st.last_received_at.is_some());
     }
 }
