@@ -172,7 +172,12 @@ enum Kind {
 
 /// Reads the kind from the stream name or the `"e"` field without parsing the frame.
 fn kind(frame: &str) -> Kind {
-    let head = &frame[..frame.len().min(96)];
+    // The first 96 bytes, cut at a character boundary (a frame may hold any UTF-8).
+    let mut end = frame.len().min(96);
+    while !frame.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = &frame[..end];
     if let Some(i) = head.find("\"stream\"") {
         let rest = &head[i..];
         if let Some(at) = rest.find('@') {
@@ -296,6 +301,15 @@ mod tests {
             "binance:ETH/USDT".parse().unwrap(),
             "binance:BTC/USDT".parse().unwrap(),
         ])
+    }
+
+    #[test]
+    fn a_multibyte_character_at_the_sniffing_limit_is_not_a_panic() {
+        // Found by the fuzz target: byte 96 fell inside a multi-byte character.
+        for pad in 90..100 {
+            let frame = format!("{{\"x\":\"{}é€🚀\"}}", "a".repeat(pad));
+            assert!(matches!(normalise(&frame, &symbols()), Ok(None) | Err(_)));
+        }
     }
 
     #[test]
