@@ -69,12 +69,7 @@ impl BinanceRest {
     /// A client for `base_url` (`https://api.binance.com`, a testnet or a test server),
     /// allowing `weight_per_minute` (Binance's default is 6,000).
     pub fn new(base_url: &str, weight_per_minute: u32) -> Result<Self, SourceError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .user_agent(concat!("atalaya/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| venue_error(format!("cannot build the HTTP client: {e}"), false))?;
+        let client = crate::http_client(VENUE)?;
         Ok(Self {
             client,
             base: base_url.trim_end_matches('/').to_owned(),

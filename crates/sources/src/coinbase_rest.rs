@@ -54,12 +54,7 @@ impl CoinbaseRest {
     /// A client for `base_url` (`https://api.coinbase.com/api/v3/brokerage` or a test server)
     /// sending at most `per_second` requests a second.
     pub fn new(base_url: &str, per_second: u32) -> Result<Self, SourceError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .user_agent(concat!("atalaya/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| err(format!("cannot build the HTTP client: {e}"), false))?;
+        let client = crate::http_client(VENUE)?;
         Ok(Self {
             client,
             base: base_url.trim_end_matches('/').to_owned(),

@@ -81,12 +81,7 @@ fn err(message: impl Into<String>, transient: bool) -> SourceError {
 impl CoinGecko {
     /// A client for `cfg`.
     pub fn new(cfg: CoinGeckoConfig) -> Result<Self, SourceError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .user_agent(concat!("atalaya/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| err(format!("cannot build the HTTP client: {e}"), false))?;
+        let client = crate::http_client("coingecko")?;
         Ok(Self {
             cfg,
             client,

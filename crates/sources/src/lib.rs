@@ -79,6 +79,21 @@ pub enum SourceError {
     },
 }
 
+/// The HTTP client of the REST collectors: rustls with the ring provider, a 20-second time-out
+/// and an identifying User-Agent.
+pub(crate) fn http_client(venue: &'static str) -> Result<reqwest::Client, SourceError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .user_agent(concat!("atalaya/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| SourceError::Venue {
+            venue,
+            message: format!("cannot build the HTTP client: {e}"),
+            transient: false,
+        })
+}
+
 /// What a source needs at run time.
 #[derive(Clone, Debug)]
 pub struct SourceContext {
