@@ -195,7 +195,7 @@ impl Paper {
         PortfolioStatus {
             cash: self.trader.cash().round_dp(8).to_string(),
             equity: last.map_or_else(
-                || self.trader.cash().to_string().parse().unwrap_or(0.0),
+                || rust_decimal::prelude::ToPrimitive::to_f64(&self.trader.cash()).unwrap_or(0.0),
                 |p| p.equity,
             ),
             exposure: last.map_or(0.0, |p| p.exposure),
@@ -216,15 +216,12 @@ impl Paper {
     }
 
     fn summary(&self) -> PaperSummary {
-        let equity = self.trader.equity().last().map_or_else(
-            || self.trader.cash().to_string().parse().unwrap_or(0.0),
-            |p| p.equity,
-        );
+        let status = self.status();
         PaperSummary {
             cash: self.trader.cash().round_dp(2).to_string(),
-            equity,
+            equity: status.equity,
             trades: self.trader.trades().len(),
-            open_positions: self.trader.positions().len(),
+            open_positions: status.positions.len(),
             restored_bars: 0,
         }
     }

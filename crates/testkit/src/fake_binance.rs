@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+
+use crate::fake_http::Served;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -43,7 +45,7 @@ pub struct FakeBinance {
     /// Where it listens.
     pub addr: SocketAddr,
     inner: Shared,
-    task: tokio::task::JoinHandle<()>,
+    _server: Served,
 }
 
 impl std::fmt::Debug for FakeBinance {
@@ -192,12 +194,12 @@ impl FakeBinance {
             .route("/api/v3/exchangeInfo", get(exchange_info))
             .route("/api/v3/klines", get(klines))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Self { addr, inner, task })
+        let server = Served::start(app).await?;
+        Ok(Self {
+            addr: server.addr,
+            inner,
+            _server: server,
+        })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -218,11 +220,5 @@ impl FakeBinance {
             .lock()
             .map(|g| g.requests.clone())
             .unwrap_or_default()
-    }
-}
-
-impl Drop for FakeBinance {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }

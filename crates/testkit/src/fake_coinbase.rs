@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+
+use crate::fake_http::Served;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -30,7 +32,7 @@ pub struct FakeCoinbase {
     /// Where it listens.
     pub addr: SocketAddr,
     inner: Shared,
-    task: tokio::task::JoinHandle<()>,
+    _server: Served,
 }
 
 impl std::fmt::Debug for FakeCoinbase {
@@ -136,12 +138,12 @@ impl FakeCoinbase {
             .route("/market/products/{id}", get(product))
             .route("/market/products/{id}/candles", get(candles))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Self { addr, inner, task })
+        let server = Served::start(app).await?;
+        Ok(Self {
+            addr: server.addr,
+            inner,
+            _server: server,
+        })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -162,11 +164,5 @@ impl FakeCoinbase {
             .lock()
             .map(|g| g.requests.clone())
             .unwrap_or_default()
-    }
-}
-
-impl Drop for FakeCoinbase {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }

@@ -111,7 +111,7 @@ pub struct FakeHttp {
     /// Where it listens.
     pub addr: SocketAddr,
     shared: Shared,
-    task: tokio::task::JoinHandle<()>,
+    _server: Served,
 }
 
 impl std::fmt::Debug for FakeHttp {
@@ -167,13 +167,13 @@ impl FakeHttp {
             script: Arc::default(),
             default,
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Self { addr, shared, task })
+        let server = Served::start(app).await?;
+        Ok(Self {
+            addr: server.addr,
+            shared,
+            _server: server,
+        })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -198,7 +198,27 @@ impl FakeHttp {
     }
 }
 
-impl Drop for FakeHttp {
+/// A router served on `127.0.0.1:0` until dropped: the fakes' common server.
+#[derive(Debug)]
+pub struct Served {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    /// Binds a free loopback port and serves `app` on it.
+    pub async fn start(app: Router) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, task })
+    }
+}
+
+impl Drop for Served {
     fn drop(&mut self) {
         self.task.abort();
     }

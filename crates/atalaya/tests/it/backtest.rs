@@ -1,13 +1,7 @@
 //! `atalaya backtest` end to end: rules from TOML, the reports, determinism, and rule errors
 //! that point into the rule text.
 
-use std::process::Command;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_atalaya"));
-    c.env_remove("ATALAYA_LOG");
-    c
-}
+use crate::atalaya as bin;
 
 const RULES: &str = r#"
 [engine]

@@ -3,11 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_atalaya"));
-    c.env_remove("ATALAYA_LOG");
-    c
-}
+use crate::atalaya as bin;
 
 #[test]
 fn config_check_names_every_bad_field() {

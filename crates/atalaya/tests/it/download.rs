@@ -3,7 +3,6 @@
 //! Retry-After is waited out.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use atalaya_store::{SqliteStore, Store};
 use atalaya_testkit::fake_binance::{FakeBinance, Listing};
@@ -33,8 +32,7 @@ fn listing(base: &str, n: i64, price: f64) -> Listing {
 }
 
 fn download(url: &str, db: &std::path::Path, symbols: &str, from: &str) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_atalaya"))
-        .env_remove("ATALAYA_LOG")
+    crate::atalaya()
         .env("ATALAYA_VENUES__BINANCE__REST_URL", url)
         .args([
             "download",
@@ -173,8 +171,7 @@ async fn coingecko_statistics_feed_the_fundamental_factor_of_a_live_run() {
     )
     .unwrap();
     let db = dir.path().join("cg.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_atalaya"))
-        .env_remove("ATALAYA_LOG")
+    let out = crate::atalaya()
         .arg("--config")
         .arg(&cfg)
         .args(["run", "--demo", "--speed", "max", "--for", "12h", "--db"])
@@ -228,8 +225,7 @@ async fn coinbase_history_comes_in_windows_of_300_and_unknown_products_are_named
     let db = dir.path().join("cb.db");
     let from = atalaya_model::format_utc(first_ms * 1_000_000);
     let run = |symbols: &str| {
-        Command::new(env!("CARGO_BIN_EXE_atalaya"))
-            .env_remove("ATALAYA_LOG")
+        crate::atalaya()
             .env("ATALAYA_VENUES__COINBASE__REST_URL", fake.url())
             .args([
                 "download",

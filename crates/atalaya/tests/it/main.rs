@@ -11,3 +11,10 @@ mod paper;
 mod patterns;
 mod replay;
 mod secrets;
+
+/// The `atalaya` binary under test, without the caller's log filter.
+pub fn atalaya() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_atalaya"));
+    c.env_remove("ATALAYA_LOG");
+    c
+}

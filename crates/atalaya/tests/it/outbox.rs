@@ -28,9 +28,8 @@ async fn a_sigkill_during_delivery_loses_no_alert_and_duplicates_at_most_the_one
     .unwrap();
     let db = dir.path().join("o.db");
     let cmd = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_atalaya"));
-        c.env_remove("ATALAYA_LOG")
-            .env("ATALAYA_ALERTS__WEBHOOK__SECRET", "s3cret")
+        let mut c = crate::atalaya();
+        c.env("ATALAYA_ALERTS__WEBHOOK__SECRET", "s3cret")
             .arg("--config")
             .arg(&cfg)
             .args([

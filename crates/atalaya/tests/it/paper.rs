@@ -26,9 +26,8 @@ enabled = false
 "#;
 
 fn run_cmd(cfg: &Path, db: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_atalaya"));
-    c.env_remove("ATALAYA_LOG")
-        .arg("--config")
+    let mut c = crate::atalaya();
+    c.arg("--config")
         .arg(cfg)
         .args([
             "run", "--demo", "--speed", "max", "--for", "3d", "--seed", "21", "--db",

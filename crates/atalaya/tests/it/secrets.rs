@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 const CANARY: &str = "CANARY7f3a9c";
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_atalaya"));
+    let mut c = crate::atalaya();
     c.env("ATALAYA_LOG", "debug")
         .env(
             "ATALAYA_ALERTS__TELEGRAM__BOT_TOKEN",

@@ -58,6 +58,31 @@ fn opp(inst: &str, t: i64, kind: OpportunityKind) -> Opportunity {
     .unwrap()
 }
 
+/// A writer with small batches on a fresh bus: the bus, its counters and its task.
+fn spawn_writer(
+    store: &Arc<dyn Store>,
+) -> (
+    Arc<InProcessBus>,
+    Arc<WriterCounters>,
+    tokio::task::JoinHandle<Result<(), atalaya_store::StoreError>>,
+) {
+    let bus = Arc::new(InProcessBus::new(8));
+    let sub = bus
+        .subscribe(Topic::Outbound, "store", Delivery::Reliable)
+        .unwrap();
+    let counters = Arc::new(WriterCounters::default());
+    let task = tokio::spawn(writer::run(
+        store.clone(),
+        sub,
+        WriterConfig {
+            max_batch: 16,
+            max_retries: 2,
+        },
+        counters.clone(),
+    ));
+    (bus, counters, task)
+}
+
 async fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("nested/atalaya.db"))
@@ -195,20 +220,7 @@ async fn alerts_and_text_items_are_stored_once() {
 async fn writer_drains_everything_queued_before_returning() {
     let (_dir, store) = open().await;
     let store: Arc<dyn Store> = Arc::new(store);
-    let bus = Arc::new(InProcessBus::new(8));
-    let sub = bus
-        .subscribe(Topic::Outbound, "store", Delivery::Reliable)
-        .unwrap();
-    let counters = Arc::new(WriterCounters::default());
-    let task = tokio::spawn(writer::run(
-        store.clone(),
-        sub,
-        WriterConfig {
-            max_batch: 16,
-            max_retries: 2,
-        },
-        counters.clone(),
-    ));
+    let (bus, counters, task) = spawn_writer(&store);
     let src = Symbol::new("t").unwrap();
     for i in 0..1000 {
         let c = candle("sim:BTC/USDT", i, 100.0);
@@ -370,20 +382,7 @@ async fn the_outbox_keeps_delivery_states_across_rewrites() {
 async fn an_opportunity_and_its_alert_are_written_in_one_transaction() {
     let (_dir, store) = open().await;
     let store: Arc<dyn Store> = Arc::new(store);
-    let bus = Arc::new(InProcessBus::new(8));
-    let sub = bus
-        .subscribe(Topic::Outbound, "store", Delivery::Reliable)
-        .unwrap();
-    let counters = Arc::new(WriterCounters::default());
-    let task = tokio::spawn(writer::run(
-        store.clone(),
-        sub,
-        WriterConfig {
-            max_batch: 16,
-            max_retries: 2,
-        },
-        counters.clone(),
-    ));
+    let (bus, counters, task) = spawn_writer(&store);
     let src = Symbol::new("t").unwrap();
     let o = opp("sim:BTC/USDT", 60, OpportunityKind::Buy);
     bus.publish(
