@@ -261,9 +261,21 @@ async fn restore(
     bars.sort_by_key(|(t, k, _)| (*t, *k));
     let src = Symbol::new("restore")?;
     let mut until = UnixNanos::MIN;
-    // The opportunities and alerts of the replayed bars are written again: the store keeps
-    // the first copy, and any that a crash cut off between the bars and their alerts (a
-    // writer batch boundary) is recovered, with its deliveries pending.
+    // A crash can cut a bar off from its opportunity and alert (they may fall in two writer
+    // batches), but only after the last opportunity that was stored: the opportunities and
+    // alerts of the replayed bars after it are written again (the store ignores copies), so
+    // any that was lost is recovered with its deliveries pending.
+    let stored_until = store
+        .opportunities(&atalaya_store::OpportunityQuery {
+            page: 1,
+            per_page: 1,
+            ..Default::default()
+        })
+        .await
+        .context("reading the last stored opportunity")?
+        .items
+        .first()
+        .map_or(UnixNanos::MIN, |o| o.opportunity.generated_at());
     let mut batch = Batch::default();
     for (_, _, c) in &bars {
         let env = Envelope::new(0, c.close_time(), c.close_time(), src, Event::Candle(*c));
@@ -273,8 +285,10 @@ async fn restore(
                 let mut alert = alert_for(0, o);
                 let why = dedup.check(o).err().map(|w| w.to_string());
                 routing.route(&mut alert, why);
-                batch.opportunities.push(((**o).clone(), out.ts_received));
-                batch.alerts.push(alert);
+                if o.generated_at() >= stored_until {
+                    batch.opportunities.push(((**o).clone(), out.ts_received));
+                    batch.alerts.push(alert);
+                }
             }
         }
         until = until.max(c.close_time());
