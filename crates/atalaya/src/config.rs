@@ -64,8 +64,8 @@ pub struct AppConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct VenuesConfig {
-    /// Binance Spot.
-    pub binance: BinanceConfig,
+    /// Binance Spot: endpoints, symbols, streams (`live.sources = ["binance"]`, `download`).
+    pub binance: atalaya_sources::binance_ws::BinanceConfig,
     /// Coinbase Advanced Trade.
     pub coinbase: CoinbaseConfig,
 }
@@ -89,38 +89,20 @@ impl Default for CoinbaseConfig {
     }
 }
 
-/// Binance Spot.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BinanceConfig {
-    /// REST base URL.
-    pub rest_url: String,
-    /// Request weight allowed per minute (Binance's limit is 6,000 per IP; keep a margin).
-    pub weight_per_minute: u32,
-}
-
-impl Default for BinanceConfig {
-    fn default() -> Self {
-        Self {
-            rest_url: "https://api.binance.com".into(),
-            weight_per_minute: 5000,
-        }
-    }
-}
-
 /// Live sources.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LiveConfig {
-    /// Sources to run. Available now: `sim`. Exchange, news, social and on-chain collectors
-    /// are added by later releases.
+    /// Sources to run: `sim` (the built-in simulator), `binance` (Binance Spot live over
+    /// WebSocket, `[venues.binance]`), `coingecko` (market statistics). News, social and
+    /// on-chain collectors are added by later releases.
     pub sources: Vec<LiveSource>,
 }
 
 impl Default for LiveConfig {
     fn default() -> Self {
         Self {
-            sources: vec![LiveSource::Sim],
+            sources: vec![LiveSource::Binance],
         }
     }
 }
@@ -133,6 +115,8 @@ pub enum LiveSource {
     Sim,
     /// Market statistics from CoinGecko (`[coingecko]`), for the fundamental factor.
     Coingecko,
+    /// Binance Spot live: combined WebSocket streams with REST backfill (`[venues.binance]`).
+    Binance,
 }
 
 /// Bus settings.
@@ -781,6 +765,21 @@ pub fn load(
                 cg.poll_secs
             ),
             origin: origin_of("coingecko"),
+        });
+    }
+    for message in config.venues.binance.problems() {
+        let path = message
+            .split(':')
+            .next()
+            .unwrap_or("venues.binance")
+            .to_owned();
+        problems.push(Problem {
+            origin: origin_of(&path),
+            message: message[path.len()..]
+                .trim_start_matches(':')
+                .trim()
+                .to_owned(),
+            path,
         });
     }
     if config.live.sources.is_empty() {

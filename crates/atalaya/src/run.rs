@@ -229,18 +229,19 @@ impl Paper {
 
 /// Rebuilds the pipeline's and the paper trader's state after a restart by replaying the
 /// stored bars of the shortest timeframe through both (nothing is published: those bars and
-/// their consequences were handled before). Returns the number of bars replayed and the
-/// close time of the last one.
+/// their consequences were handled before). Returns the number of bars replayed, the
+/// close time of the last one, and each instrument's last stored open time on that timeframe.
 async fn restore(
     store: &Arc<dyn Store>,
     pipeline: &mut Pipeline,
     trader: &mut PaperTrader,
     instruments: &[InstrumentId],
     (dedup, routing): (&mut Deduplicator, &Routing),
-) -> anyhow::Result<(u64, UnixNanos)> {
+) -> anyhow::Result<(u64, UnixNanos, Vec<(InstrumentId, UnixNanos)>)> {
     let Some(&tf) = pipeline.timeframes().first() else {
-        return Ok((0, UnixNanos::MIN));
+        return Ok((0, UnixNanos::MIN, Vec::new()));
     };
+    let mut last_open = Vec::new();
     let mut bars: Vec<(UnixNanos, usize, atalaya_model::Candle)> = Vec::new();
     for (k, id) in instruments.iter().enumerate() {
         let q = atalaya_store::CandleQuery {
@@ -256,6 +257,9 @@ async fn restore(
             .context("reading stored bars to restore")?
         {
             bars.push((c.open_time(), k, c));
+        }
+        if let Some((t, _, _)) = bars.iter().rev().find(|(_, i, _)| *i == k) {
+            last_open.push((*id, *t));
         }
     }
     bars.sort_by_key(|(t, k, _)| (*t, *k));
@@ -298,7 +302,8 @@ async fn restore(
         }
     }
     store.write(&batch).await.context("restoring alerts")?;
-    Ok((bars.len() as u64, until))
+    pipeline.forget_bar_sources();
+    Ok((bars.len() as u64, until, last_open))
 }
 
 /// The engine task: the only owner of the pipeline.
@@ -455,12 +460,28 @@ pub async fn run(
     let health = Health::new();
     let mut pipeline = Pipeline::new(cfg.engine.clone())?;
     let uses_sim = opts.demo || cfg.live.sources.contains(&LiveSource::Sim);
-    let instruments = if uses_sim {
+    let mut instruments = if uses_sim {
         MarketSim::new(cfg.sim.clone())?.instruments()
     } else {
         Vec::new()
     };
+    let uses_binance = !opts.demo && cfg.live.sources.contains(&LiveSource::Binance);
+    if uses_binance {
+        // Restored from the store like the simulator's (exchangeInfo confirms them later).
+        instruments.extend(
+            cfg.venues
+                .binance
+                .symbols
+                .iter()
+                .filter_map(|s| atalaya_sources::binance_ws::guess_instrument(s)),
+        );
+    }
     pipeline.register(&instruments);
+    let pipeline_first_tf = pipeline
+        .timeframes()
+        .first()
+        .copied()
+        .unwrap_or(atalaya_model::Timeframe::M1);
     let trading_tf = cfg.portfolio.timeframe.unwrap_or_else(|| {
         cfg.engine
             .decision_timeframes()
@@ -483,7 +504,7 @@ pub async fn run(
         configured: notifiers.iter().map(|(c, _, _)| *c).collect(),
     };
     let mut dedup = Deduplicator::new(i64::from(cfg.alerts.dedup_minutes) * 60_000_000_000);
-    let (restored_bars, restored_until) = restore(
+    let (restored_bars, restored_until, last_stored) = restore(
         &store,
         &mut pipeline,
         &mut trader,
@@ -583,6 +604,24 @@ pub async fn run(
         }
         sources.push(Box::new(source));
     }
+    if uses_binance {
+        let b = &cfg.venues.binance;
+        tracing::info!(
+            symbols = ?b.symbols,
+            timeframes = ?b.timeframes.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            ws = %b.ws_url,
+            "connecting to Binance Spot"
+        );
+        let (source, _control) = atalaya_sources::binance_ws::BinanceSource::new(b.clone())?;
+        // Continue each stored series: the gap since the last stored bar is backfilled.
+        let tf = pipeline_first_tf;
+        let resume = last_stored
+            .iter()
+            .filter(|(i, _)| i.venue().as_str() == "binance" && b.timeframes.contains(&tf))
+            .map(|(i, t)| (*i, tf, *t))
+            .collect();
+        sources.push(Box::new(source.resuming(resume)));
+    }
     if cfg.live.sources.contains(&LiveSource::Coingecko) {
         tracing::info!(
             coins = cfg.coingecko.coins.len(),
@@ -657,6 +696,14 @@ pub async fn run(
                 stop.cancel();
             }
         }));
+    }
+    if let (false, Some(d)) = (uses_sim, opts.for_) {
+        // Without the simulator, --for is wall time.
+        let stop = source_cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            stop.cancel();
+        });
     }
     let all_sources = futures_join(source_tasks);
     tokio::pin!(all_sources);

@@ -36,6 +36,8 @@ struct SourceInner {
     /// Wall time of the last batch of events, the events-per-second estimate, and the lag of
     /// the last event (wall time received minus event time).
     flow: Mutex<(UnixNanos, f64, i64)>,
+    /// The venue's clock minus ours in ms, `i64::MIN` while unknown.
+    skew_ms: AtomicI64,
 }
 
 /// A source's write handle on its own health entry.
@@ -68,7 +70,14 @@ impl SourceHandle {
             } else {
                 rate
             };
-            *f = (now, rate, now - ts_event);
+            // Lag against the venue's clock when its offset is known.
+            let skew = self.0.skew_ms.load(Ordering::Relaxed);
+            let skew_ns = if skew == i64::MIN {
+                0
+            } else {
+                skew * 1_000_000
+            };
+            *f = (now, rate, now + skew_ns - ts_event);
         }
     }
 
@@ -78,6 +87,13 @@ impl SourceHandle {
         if let Ok(mut g) = self.0.last_error.lock() {
             *g = Some(message.into());
         }
+    }
+
+    /// Records the venue's clock offset (its clock minus ours) in milliseconds.
+    pub fn set_clock_skew_ms(&self, ms: i64) {
+        self.0
+            .skew_ms
+            .store(ms.max(i64::MIN + 1), Ordering::Relaxed);
     }
 
     /// Counts a reconnect and moves to [`SourceState::Reconnecting`].
@@ -115,6 +131,8 @@ pub struct SourceStatus {
     pub events_per_sec: f64,
     /// How late the last event arrived: wall time received minus its event time, in ms.
     pub lag_ms: Option<i64>,
+    /// The venue's clock minus ours, in ms, where the source measures it.
+    pub clock_skew_ms: Option<i64>,
 }
 
 /// The engine task's counters.
@@ -190,6 +208,7 @@ impl Health {
                 last_event: AtomicI64::new(i64::MIN),
                 last_error: Mutex::new(None),
                 flow: Mutex::new((0, 0.0, 0)),
+                skew_ms: AtomicI64::new(i64::MIN),
             }))
         };
         match self.sources.write() {
@@ -243,6 +262,8 @@ impl Health {
                     last_received_at: flow.map(|f| f.0).filter(|t| *t > 0),
                     events_per_sec: flow.map_or(0.0, |f| f.1),
                     lag_ms: flow.filter(|f| f.0 > 0).map(|f| f.2 / 1_000_000),
+                    clock_skew_ms: Some(i.skew_ms.load(Ordering::Relaxed))
+                        .filter(|s| *s != i64::MIN),
                 }
             })
             .collect()

@@ -94,6 +94,9 @@ struct Series {
     building: Option<Building>,
     /// End of the last bar emitted: anything before it is late.
     closed_until: UnixNanos,
+    /// Fed by a venue's own bars: trades no longer build this series (the venue's bars are
+    /// authoritative and backfilled; building from trades too would count them twice).
+    from_candles: bool,
     ema_fast: Ema,
     ema_slow: Ema,
     rsi: Rsi,
@@ -121,6 +124,7 @@ impl Series {
         Self {
             building: None,
             closed_until: UnixNanos::MIN,
+            from_candles: false,
             ema_fast: Ema::new(i.ema_fast),
             ema_slow: Ema::new(i.ema_slow),
             rsi: Rsi::new(i.rsi),
@@ -331,6 +335,14 @@ impl Pipeline {
         }
     }
 
+    /// Lets trades build bars again on every series that candles fed so far: after a restart
+    /// has replayed stored bars, the live source decides again what builds them.
+    pub fn forget_bar_sources(&mut self) {
+        for s in &mut self.series {
+            s.from_candles = false;
+        }
+    }
+
     /// The compiled trading rules.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
@@ -427,6 +439,7 @@ impl Pipeline {
         let late = self.series[range]
             .iter()
             .zip(&self.timeframes)
+            .filter(|(s, _)| !s.from_candles)
             .any(|(s, tf)| {
                 ts < s.closed_until || s.building.is_some_and(|b| b.open_time != tf.open_time(ts))
             });
@@ -438,6 +451,9 @@ impl Pipeline {
             let open_time = self.timeframes[k].open_time(ts);
             let s = inst * n_tf + k;
             let series = &mut self.series[s];
+            if series.from_candles {
+                continue;
+            }
             match &mut series.building {
                 Some(b) => {
                     b.ohlc[1] = b.ohlc[1].max(price);
@@ -480,6 +496,12 @@ impl Pipeline {
             }
             used = true;
             let s = inst * n_tf + k;
+            if !self.series[s].from_candles {
+                // From now on the venue's bars build this series; a bar begun from trades
+                // (finished bars were closed above) gives way to them.
+                self.series[s].from_candles = true;
+                self.series[s].building = None;
+            }
             if c.open_time() < self.series[s].closed_until {
                 if tf == tf_in {
                     self.stats.late += 1;
@@ -779,6 +801,50 @@ mod tests {
         let dup = Candle::new(id(), Timeframe::M1, 0, [1.0, 1.0, 1.0, 1.0], 1.0, 0).unwrap();
         assert!(p.process(&env(MIN, Event::Candle(dup))).is_empty());
         assert_eq!(p.stats().late, 1);
+    }
+
+    #[test]
+    fn a_venues_bars_win_over_bars_built_from_its_trades() {
+        // A live venue streams trades and its own 1m klines: each minute comes out once, as
+        // the venue's kline, and the trades are still counted.
+        let mut p = Pipeline::new(cfg(&[Timeframe::M1, Timeframe::M5])).unwrap();
+        let mut closed = Vec::new();
+        for i in 0..10i64 {
+            closed.extend(candles(p.process(&trade(i * MIN + 5, 1.0))));
+            closed.extend(candles(
+                p.process(&trade(i * MIN + 30 * NANOS_PER_SECOND, 2.0)),
+            ));
+            let px = 100.0 + i as f64;
+            let c = Candle::new(
+                id(),
+                Timeframe::M1,
+                i * MIN,
+                [px, px + 1.0, px - 1.0, px],
+                7.0,
+                9,
+            )
+            .unwrap();
+            closed.extend(candles(p.process(&env(c.close_time(), Event::Candle(c)))));
+        }
+        let m1: Vec<&Candle> = closed
+            .iter()
+            .filter(|c| c.timeframe() == Timeframe::M1)
+            .collect();
+        assert_eq!(m1.len(), 10, "{closed:?}");
+        assert!(
+            m1.iter().all(|c| c.volume() == 7.0),
+            "the venue's bars: {m1:?}"
+        );
+        let m5: Vec<&Candle> = closed
+            .iter()
+            .filter(|c| c.timeframe() == Timeframe::M5)
+            .collect();
+        assert_eq!(m5.len(), 2);
+        assert_eq!(
+            (m5[1].open(), m5[1].close(), m5[1].volume()),
+            (105.0, 109.0, 35.0)
+        );
+        assert_eq!(p.stats().trades, 20);
     }
 
     #[test]

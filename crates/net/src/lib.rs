@@ -10,7 +10,10 @@
 //!   after a 429 until its `Retry-After`, and refusing every call while an IP ban (Binance's 418)
 //!   lasts;
 //! * [`Watchdog`]: a stream that is subscribed but silent for too long is dead;
-//! * [`ClockSkew`]: the venue's clock against ours, from request round trips.
+//! * [`ClockSkew`]: the venue's clock against ours, from request round trips;
+//! * [`TradeSequencer`]: trades de-duplicated by id and released in exchange-time order;
+//! * [`CandleGaps`]: which closed candles are new, repeated, or arrive after a hole that must
+//!   be backfilled over REST before they may be published.
 //!
 //! The async WebSocket and REST clients that use these live with the venues in
 //! `atalaya-sources`. No tokio here.
@@ -254,6 +257,187 @@ impl ClockSkew {
     }
 }
 
+/// De-duplicates trades by `(key, id)` and releases them in exchange-time order.
+///
+/// A trade is held until either a trade `hold_ns` newer (in exchange time) has arrived or it
+/// has waited `hold_ns` of wall time, so trades arriving out of order within that window come
+/// out sorted by `(time, id)`. Ids are remembered in a bounded window (the last `memory`
+/// per sequencer), enough to recognise the repeats a reconnect or a venue replay produces.
+#[derive(Debug)]
+pub struct TradeSequencer<K, T> {
+    hold_ns: i64,
+    memory: usize,
+    seen: std::collections::HashSet<(K, u64)>,
+    order: std::collections::VecDeque<(K, u64)>,
+    /// Held trades sorted by (time, id): (time, id, arrived, item).
+    pending: std::collections::VecDeque<(UnixNanos, u64, UnixNanos, T)>,
+    max_ts: UnixNanos,
+    duplicates: u64,
+    late: u64,
+    released_ts: UnixNanos,
+}
+
+impl<K: Copy + Eq + std::hash::Hash, T> TradeSequencer<K, T> {
+    /// Holds trades up to `hold_ns`; remembers the last `memory` ids.
+    pub fn new(hold_ns: i64, memory: usize) -> Self {
+        Self {
+            hold_ns: hold_ns.max(0),
+            memory: memory.max(1),
+            seen: std::collections::HashSet::new(),
+            order: std::collections::VecDeque::new(),
+            pending: std::collections::VecDeque::new(),
+            max_ts: i64::MIN,
+            duplicates: 0,
+            late: 0,
+            released_ts: i64::MIN,
+        }
+    }
+
+    /// Offers a trade with exchange time `ts`, arriving at wall time `now`. Returns `false`
+    /// (and drops it) when the id was seen already.
+    pub fn push(&mut self, key: K, id: u64, ts: UnixNanos, now: UnixNanos, item: T) -> bool {
+        if !self.seen.insert((key, id)) {
+            self.duplicates += 1;
+            return false;
+        }
+        self.order.push_back((key, id));
+        if self.order.len() > self.memory
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        if ts < self.released_ts {
+            // Older than what was already released: it still goes out (nothing is dropped),
+            // first in line, and is counted.
+            self.late += 1;
+        }
+        self.max_ts = self.max_ts.max(ts);
+        let at = self
+            .pending
+            .partition_point(|(t, i, _, _)| (*t, *i) <= (ts, id));
+        self.pending.insert(at, (ts, id, now, item));
+        true
+    }
+
+    /// Releases, in order, the trades whose hold is over at wall time `now`.
+    pub fn pop_ready(&mut self, now: UnixNanos) -> Option<T> {
+        let (ts, _, arrived, _) = self.pending.front()?;
+        let ready = self.hold_ns == 0
+            || *ts <= self.max_ts.saturating_sub(self.hold_ns)
+            || now.saturating_sub(*arrived) >= self.hold_ns;
+        if !ready {
+            return None;
+        }
+        let (ts, _, _, item) = self.pending.pop_front()?;
+        self.released_ts = self.released_ts.max(ts);
+        Some(item)
+    }
+
+    /// Releases everything held, in order (at shutdown).
+    pub fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+        self.pending.drain(..).map(|(_, _, _, item)| item)
+    }
+
+    /// Trades held now.
+    pub fn held(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Repeats dropped, and trades that arrived older than one already released.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.duplicates, self.late)
+    }
+}
+
+/// What to do with a closed candle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CandleCheck {
+    /// The next candle of its series: publish it.
+    Next,
+    /// Already published (a repeat, or older): drop it.
+    Duplicate,
+    /// Candles opening in `[from, to)` are missing before this one: backfill them, then call
+    /// [`CandleGaps::filled`] and publish this one.
+    Gap {
+        /// First missing open time.
+        from: UnixNanos,
+        /// This candle's open time.
+        to: UnixNanos,
+    },
+}
+
+/// The last published open time of each candle series, to publish every closed candle once
+/// and in order: repeats are dropped and holes found before anything after them goes out.
+#[derive(Clone, Debug, Default)]
+pub struct CandleGaps<K> {
+    last: std::collections::HashMap<K, UnixNanos>,
+    duplicates: u64,
+}
+
+impl<K: Copy + Eq + std::hash::Hash> CandleGaps<K> {
+    /// No series known yet.
+    pub fn new() -> Self {
+        Self {
+            last: std::collections::HashMap::new(),
+            duplicates: 0,
+        }
+    }
+
+    /// Starts `key` as if a candle opening at `open_time` had been published (on a restart,
+    /// from the store), so the gap after it is backfilled.
+    pub fn resume(&mut self, key: K, open_time: UnixNanos) {
+        let e = self.last.entry(key).or_insert(open_time);
+        *e = (*e).max(open_time);
+    }
+
+    /// Classifies a closed candle of `key` opening at `open_time` on bars of `step_ns`.
+    /// `Next` records it as published; a gap is recorded by [`CandleGaps::filled`].
+    pub fn check(&mut self, key: K, open_time: UnixNanos, step_ns: i64) -> CandleCheck {
+        match self.last.get(&key).copied() {
+            None => {
+                self.last.insert(key, open_time);
+                CandleCheck::Next
+            }
+            Some(last) if open_time <= last => {
+                self.duplicates += 1;
+                CandleCheck::Duplicate
+            }
+            Some(last) if open_time == last + step_ns => {
+                self.last.insert(key, open_time);
+                CandleCheck::Next
+            }
+            Some(last) => CandleCheck::Gap {
+                from: last + step_ns,
+                to: open_time,
+            },
+        }
+    }
+
+    /// Records that the candles of `key` up to the one opening at `open_time` are published.
+    pub fn filled(&mut self, key: K, open_time: UnixNanos) {
+        self.resume(key, open_time);
+    }
+
+    /// The missing range after a reconnect at wall time `now`: from the candle after the last
+    /// published one to the open of the candle still forming (`None` if nothing is missing or
+    /// the series is unknown).
+    pub fn missing(&self, key: K, now: UnixNanos, step_ns: i64) -> Option<(UnixNanos, UnixNanos)> {
+        let last = *self.last.get(&key)?;
+        let forming = now.div_euclid(step_ns) * step_ns;
+        (last + step_ns < forming).then_some((last + step_ns, forming))
+    }
+
+    /// The last published open time of `key`.
+    pub fn last(&self, key: K) -> Option<UnixNanos> {
+        self.last.get(&key).copied()
+    }
+
+    /// Repeats dropped so far.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +512,60 @@ mod tests {
         c.record(2 * S, 2 * S + 5 * S, 6 * S);
         c.record(3 * S, 3 * S + 120, 5 * S + 60);
         assert_eq!(c.offset(), Some(2 * S));
+    }
+
+    #[test]
+    fn sequencer_drops_repeats_and_sorts_within_the_hold() {
+        let mut q: TradeSequencer<u8, u64> = TradeSequencer::new(100, 1000);
+        // Arrivals (id, ts): 1@10, 3@30, 2@20 (late), 3@30 again (repeat), 4@200.
+        assert!(q.push(0, 1, 10, 0, 1));
+        assert!(q.push(0, 3, 30, 1, 3));
+        assert!(q.push(0, 2, 20, 2, 2));
+        assert!(!q.push(0, 3, 30, 3, 3));
+        assert!(q.push(1, 3, 30, 3, 33), "ids are per key");
+        assert_eq!(
+            q.pop_ready(5),
+            None,
+            "held: nothing newer than the hold yet"
+        );
+        assert!(q.push(0, 4, 200, 6, 4));
+        let out: Vec<u64> = std::iter::from_fn(|| q.pop_ready(7)).collect();
+        assert_eq!(out, vec![1, 2, 3, 33]);
+        assert_eq!(q.pop_ready(50), None);
+        assert_eq!(q.pop_ready(106), Some(4), "released by waiting");
+        assert_eq!(q.counts(), (1, 0));
+        assert!(q.push(0, 5, 5, 200, 5), "older than released: still out");
+        assert_eq!(q.counts(), (1, 1));
+        assert_eq!(q.drain().collect::<Vec<_>>(), vec![5]);
+    }
+
+    #[test]
+    fn sequencer_memory_is_bounded() {
+        let mut q: TradeSequencer<u8, ()> = TradeSequencer::new(0, 3);
+        for id in 0..10 {
+            assert!(q.push(0, id, id as i64, 0, ()));
+            assert!(q.pop_ready(0).is_some());
+        }
+        assert!(!q.push(0, 9, 9, 0, ()));
+        assert!(q.push(0, 1, 1, 0, ()), "forgotten after the window");
+    }
+
+    #[test]
+    fn candle_gaps_next_repeat_and_hole() {
+        let mut g: CandleGaps<u8> = CandleGaps::new();
+        assert_eq!(g.check(0, 60, 60), CandleCheck::Next);
+        assert_eq!(g.check(0, 120, 60), CandleCheck::Next);
+        assert_eq!(g.check(0, 120, 60), CandleCheck::Duplicate);
+        assert_eq!(g.check(0, 60, 60), CandleCheck::Duplicate);
+        assert_eq!(g.check(0, 300, 60), CandleCheck::Gap { from: 180, to: 300 });
+        assert_eq!(g.last(0), Some(120), "a gap records nothing until filled");
+        g.filled(0, 300);
+        assert_eq!(g.check(0, 360, 60), CandleCheck::Next);
+        assert_eq!(g.duplicates(), 2);
+        // After a reconnect at 600.5: 420..540 closed and missing; 600 is still forming.
+        assert_eq!(g.missing(0, 600 + 30, 60), Some((420, 600)));
+        assert_eq!(g.missing(0, 420 + 1, 60), None);
+        assert_eq!(g.missing(9, 1_000, 60), None);
     }
 }
 

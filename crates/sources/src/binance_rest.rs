@@ -45,6 +45,8 @@ pub struct BinanceRest {
     client: reqwest::Client,
     base: String,
     limiter: Mutex<RateLimiter>,
+    /// Tries before an unreachable venue is reported to the caller.
+    unreachable_tries: u32,
     /// Requests sent, and those refused by the venue (429 or 418).
     pub stats: Mutex<(u64, u64)>,
 }
@@ -74,8 +76,16 @@ impl BinanceRest {
             client,
             base: base_url.trim_end_matches('/').to_owned(),
             limiter: Mutex::new(RateLimiter::new(weight_per_minute, 60_000 * MS)),
+            unreachable_tries: 5,
             stats: Mutex::new((0, 0)),
         })
+    }
+
+    /// Reports an unreachable venue at the first failed try (for a caller that retries with
+    /// its own backoff and wants to report each failure).
+    pub fn reporting_unreachable_at_once(mut self) -> Self {
+        self.unreachable_tries = 1;
+        self
     }
 
     /// GETs `path` (with its query) costing `weight`, within the limits; retries 429s, bans
@@ -104,14 +114,14 @@ impl BinanceRest {
             let res = match res {
                 Ok(r) => r,
                 Err(e) => {
-                    if backoff.attempts() >= 5 {
+                    if backoff.attempts() + 1 >= self.unreachable_tries {
                         return Err(venue_error(
-                            format!("unreachable: {}", e.without_url()),
+                            format!("unreachable: {}", crate::describe(e)),
                             true,
                         ));
                     }
                     let d = backoff.next_delay();
-                    tracing::warn!(error = %e.without_url(), "Binance unreachable; retrying");
+                    tracing::warn!(error = %crate::describe(e), "Binance unreachable; retrying");
                     tokio::time::sleep(Duration::from_nanos(d.max(0) as u64)).await;
                     continue;
                 }
@@ -135,7 +145,7 @@ impl BinanceRest {
             match status {
                 200..=299 => {
                     return res.json::<Value>().await.map_err(|e| {
-                        venue_error(format!("unreadable answer: {}", e.without_url()), true)
+                        venue_error(format!("unreadable answer: {}", crate::describe(e)), true)
                     });
                 }
                 429 => {
@@ -287,6 +297,47 @@ impl BinanceRest {
             )?);
         }
         Ok(out)
+    }
+
+    /// Every closed kline of `symbol` on `tf` opening in `[start, end)`, page by page.
+    pub async fn klines_range(
+        &self,
+        symbol: &str,
+        instrument: InstrumentId,
+        tf: Timeframe,
+        start: UnixNanos,
+        end: UnixNanos,
+    ) -> Result<Vec<Candle>, SourceError> {
+        let mut out: Vec<Candle> = Vec::new();
+        let mut from = start;
+        while from < end {
+            let page = self.klines(symbol, instrument, tf, from, end).await?;
+            let Some(last) = page.last() else { break };
+            from = last.open_time() + tf.nanos();
+            let full = page.len() >= 1000;
+            out.extend(page);
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Binance's clock (`GET /api/v3/time`, weight 1) with the local send and receive times,
+    /// for [`atalaya_net::ClockSkew`].
+    pub async fn server_time(&self) -> Result<(UnixNanos, UnixNanos, UnixNanos), SourceError> {
+        let sent = LiveClock.now();
+        let v = self.get("/api/v3/time", 1).await?;
+        let received = LiveClock.now();
+        let t = v["serverTime"]
+            .as_i64()
+            .ok_or_else(|| venue_error("time: no serverTime in the answer", false))?;
+        Ok((sent, received, t * MS))
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
     }
 
     /// Requests sent and requests the venue refused (429/418) so far.

@@ -81,20 +81,19 @@ impl CoinbaseRest {
             let res = match self.client.get(format!("{}{path}", self.base)).send().await {
                 Ok(r) => r,
                 Err(e) if backoff.attempts() < 5 => {
-                    tracing::warn!(error = %e.without_url(), "Coinbase unreachable; retrying");
+                    tracing::warn!(error = %crate::describe(e), "Coinbase unreachable; retrying");
                     let d = backoff.next_delay();
                     tokio::time::sleep(Duration::from_nanos(d.max(0) as u64)).await;
                     continue;
                 }
-                Err(e) => return Err(err(format!("unreachable: {}", e.without_url()), true)),
+                Err(e) => return Err(err(format!("unreachable: {}", crate::describe(e)), true)),
             };
             let status = res.status().as_u16();
             match status {
                 200..=299 => {
-                    return res
-                        .json()
-                        .await
-                        .map_err(|e| err(format!("unreadable answer: {}", e.without_url()), true));
+                    return res.json().await.map_err(|e| {
+                        err(format!("unreadable answer: {}", crate::describe(e)), true)
+                    });
                 }
                 429 => {
                     self.stats.lock().await.1 += 1;

@@ -109,11 +109,11 @@ impl CoinGecko {
         let res = req
             .send()
             .await
-            .map_err(|e| err(format!("unreachable: {}", e.without_url()), true))?;
+            .map_err(|e| err(format!("unreachable: {}", crate::describe(e)), true))?;
         let status = res.status().as_u16();
         let body: Value = res.json().await.map_err(|e| {
             err(
-                format!("unreadable answer (HTTP {status}): {}", e.without_url()),
+                format!("unreadable answer (HTTP {status}): {}", crate::describe(e)),
                 true,
             )
         })?;

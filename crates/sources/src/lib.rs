@@ -15,6 +15,7 @@
 
 pub mod binance;
 pub mod binance_rest;
+pub mod binance_ws;
 pub mod coinbase_rest;
 pub mod coingecko;
 pub mod replay;
@@ -92,6 +93,23 @@ pub(crate) fn http_client(venue: &'static str) -> Result<reqwest::Client, Source
             message: format!("cannot build the HTTP client: {e}"),
             transient: false,
         })
+}
+
+/// A request error without its URL (which may carry keys in the query), with its causes
+/// (`error sending request: … Connection refused`).
+pub(crate) fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// What a source needs at run time.

@@ -1,14 +1,25 @@
-//! A fake Binance Spot REST API on `127.0.0.1:0` with the documented shapes: `exchangeInfo`
-//! (`symbol` or a JSON-array `symbols`; -1121 "Invalid symbol." for an unknown one) and
-//! `klines` (12-element rows, strings for prices, `startTime`/`endTime`/`limit` ≤ 1000, the
-//! still-forming candle last), `X-MBX-USED-WEIGHT-1M` on every answer, and scripted 429/418
-//! answers with `Retry-After`.
+//! A fake Binance Spot on `127.0.0.1:0` with the documented shapes.
+//!
+//! REST: `exchangeInfo` (`symbol` or a JSON-array `symbols`; -1121 "Invalid symbol." for an
+//! unknown one), `klines` (12-element rows, strings for prices, `startTime`/`endTime`/`limit`
+//! ≤ 1000, the still-forming candle last), `time` (a server clock that can be shifted),
+//! `X-MBX-USED-WEIGHT-1M` on every answer, and scripted 429/418 answers with `Retry-After`.
+//!
+//! WebSocket: the combined-stream endpoint `/stream?streams=…`, which plays a shared script
+//! of [`WsStep`]s: closed klines of the ground-truth bars, trades (repeats and disorder as
+//! the test writes them), raw frames (malformed, truncated), pings, a dropped connection, a
+//! silence. It answers `SUBSCRIBE`/`UNSUBSCRIBE` with `{"result":null,"id":…}` and records
+//! every client frame and pong. A newer connection takes the script over from an older one.
+//! Once a symbol's klines are streamed, REST serves only its bars closed so far.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use std::time::{Duration, Instant};
+
 use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 
 use crate::fake_http::Served;
 use axum::extract::{Query, State};
@@ -30,12 +41,62 @@ pub struct Listing {
     pub bars: Vec<(i64, f64, f64, f64, f64, f64)>,
 }
 
+/// One step of the WebSocket script.
+#[derive(Clone, Debug)]
+pub enum WsStep {
+    /// The closed kline of bar `index` of `symbol` (it and every bar before it have closed).
+    Kline {
+        /// `BTCUSDT`.
+        symbol: String,
+        /// Bar index in the listing.
+        index: usize,
+    },
+    /// A `trade` message.
+    Trade {
+        /// `BTCUSDT`.
+        symbol: String,
+        /// Trade id.
+        id: u64,
+        /// Trade time, ms.
+        time_ms: i64,
+        /// Price.
+        price: f64,
+    },
+    /// A frame sent as it is (malformed, truncated, unknown …).
+    Raw(String),
+    /// Bars of `symbol` before `closed` have closed, without a message (time passing while
+    /// no client listens).
+    Advance {
+        /// `BTCUSDT`.
+        symbol: String,
+        /// Bars closed.
+        closed: usize,
+    },
+    /// Drops the connection without a close frame.
+    Drop,
+    /// Sends nothing for this long, keeping the connection open.
+    Silence(Duration),
+    /// A ping with this payload.
+    Ping(Vec<u8>),
+}
+
 #[derive(Default)]
 struct Inner {
     listings: BTreeMap<String, Listing>,
     script: VecDeque<(u16, u64)>,
     requests: Vec<String>,
+    /// When each request arrived, with its weight.
+    request_times: Vec<(Instant, u64)>,
     weight: u64,
+    /// Bars closed so far per symbol, once its klines are streamed.
+    closed: HashMap<String, usize>,
+    server_shift_ms: i64,
+    steps: VecDeque<WsStep>,
+    generation: u64,
+    connections: Vec<String>,
+    client_frames: Vec<String>,
+    pongs: Vec<Vec<u8>>,
+    steps_sent: u64,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -89,7 +150,159 @@ fn scripted(inner: &Shared) -> Option<Response> {
 
 fn record(inner: &Shared, what: String) {
     if let Ok(mut g) = inner.lock() {
+        let w = if what.starts_with("klines") {
+            2
+        } else if what.starts_with("time") {
+            1
+        } else {
+            20
+        };
         g.requests.push(what);
+        g.request_times.push((Instant::now(), w));
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn time(State(inner): State<Shared>) -> Response {
+    record(&inner, "time".into());
+    if let Some(r) = scripted(&inner) {
+        return r;
+    }
+    let shift = inner.lock().map_or(0, |g| g.server_shift_ms);
+    with_weight(
+        &inner,
+        1,
+        StatusCode::OK,
+        json!({"serverTime": now_ms() + shift}),
+    )
+}
+
+async fn stream(
+    ws: WebSocketUpgrade,
+    State(inner): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let generation = inner.lock().map_or(0, |mut g| {
+        g.generation += 1;
+        g.connections
+            .push(q.get("streams").cloned().unwrap_or_default());
+        g.generation
+    });
+    ws.on_upgrade(move |socket| play(socket, inner, generation))
+}
+
+fn kline_frame(symbol: &str, l: &Listing, index: usize) -> Option<String> {
+    let &(t, o, h, lo, c, v) = l.bars.get(index)?;
+    let tf = match l.step_ms {
+        60_000 => "1m",
+        300_000 => "5m",
+        900_000 => "15m",
+        3_600_000 => "1h",
+        14_400_000 => "4h",
+        _ => "1d",
+    };
+    let lower = symbol.to_ascii_lowercase();
+    Some(
+        json!({
+            "stream": format!("{lower}@kline_{tf}"),
+            "data": {"e": "kline", "E": t + l.step_ms, "s": symbol, "k": {
+                "t": t, "T": t + l.step_ms - 1, "s": symbol, "i": tf, "f": 100, "L": 200,
+                "o": format!("{o:.8}"), "c": format!("{c:.8}"), "h": format!("{h:.8}"),
+                "l": format!("{lo:.8}"), "v": format!("{v:.8}"), "n": 42, "x": true,
+                "q": format!("{:.8}", v * c), "V": "0", "Q": "0", "B": "0"
+            }}
+        })
+        .to_string(),
+    )
+}
+
+/// Plays the shared script on one connection until it drops, the client leaves, or a newer
+/// connection takes over.
+async fn play(mut socket: WebSocket, inner: Shared, generation: u64) {
+    let mut quiet_until: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            m = socket.recv() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    let text = t.to_string();
+                    let id = serde_json::from_str::<Value>(&text).ok().and_then(|v| v.get("id").cloned());
+                    if let Ok(mut g) = inner.lock() {
+                        g.client_frames.push(text);
+                    }
+                    if let Some(id) = id {
+                        let ack = json!({"result": null, "id": id}).to_string();
+                        if socket.send(Message::Text(ack.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Some(Ok(Message::Pong(p))) => {
+                    if let Ok(mut g) = inner.lock() {
+                        g.pongs.push(p.to_vec());
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => return,
+            },
+            () = tokio::time::sleep(Duration::from_millis(2)) => {
+                if quiet_until.is_some_and(|q| Instant::now() < q) {
+                    continue;
+                }
+                let (step, frame) = {
+                    let Ok(mut g) = inner.lock() else { return };
+                    if g.generation != generation {
+                        return;
+                    }
+                    let Some(step) = g.steps.pop_front() else { continue };
+                    g.steps_sent += 1;
+                    let frame = match &step {
+                        WsStep::Kline { symbol, index } => {
+                            let e = g.closed.entry(symbol.clone()).or_insert(0);
+                            *e = (*e).max(index + 1);
+                            g.listings.get(symbol).and_then(|l| kline_frame(symbol, l, *index))
+                        }
+                        WsStep::Advance { symbol, closed } => {
+                            let e = g.closed.entry(symbol.clone()).or_insert(0);
+                            *e = (*e).max(*closed);
+                            None
+                        }
+                        WsStep::Trade { symbol, id, time_ms, price } => Some(
+                            json!({
+                                "stream": format!("{}@trade", symbol.to_ascii_lowercase()),
+                                "data": {"e": "trade", "E": time_ms + 1, "s": symbol, "t": id,
+                                    "p": format!("{price:.8}"), "q": "0.50000000",
+                                    "T": time_ms, "m": id % 2 == 0, "M": true}
+                            })
+                            .to_string(),
+                        ),
+                        WsStep::Raw(r) => Some(r.clone()),
+                        _ => None,
+                    };
+                    (step, frame)
+                };
+                match step {
+                    WsStep::Drop => return,
+                    WsStep::Silence(d) => quiet_until = Some(Instant::now() + d),
+                    WsStep::Ping(p) => {
+                        if socket.send(Message::Ping(p.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ => {
+                        if let Some(f) = frame
+                            && socket.send(Message::Text(f.into())).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -158,9 +371,14 @@ async fn klines(State(inner): State<Shared>, Query(q): Query<HashMap<String, Str
     let start = n("startTime").unwrap_or(i64::MIN);
     let end = n("endTime").unwrap_or(i64::MAX);
     let limit = n("limit").unwrap_or(500).clamp(1, 1000) as usize;
+    let closed = q
+        .get("symbol")
+        .and_then(|s| inner.lock().ok()?.closed.get(s).copied())
+        .unwrap_or(usize::MAX);
     let rows: Vec<Value> = listing
         .bars
         .iter()
+        .take(closed)
         .filter(|b| b.0 >= start && b.0 <= end)
         .take(limit)
         .map(|&(t, o, h, l, c, v)| {
@@ -193,6 +411,8 @@ impl FakeBinance {
         let app = Router::new()
             .route("/api/v3/exchangeInfo", get(exchange_info))
             .route("/api/v3/klines", get(klines))
+            .route("/api/v3/time", get(time))
+            .route("/stream", get(stream))
             .with_state(inner.clone());
         let server = Served::start(app).await?;
         Ok(Self {
@@ -212,6 +432,70 @@ impl FakeBinance {
         if let Ok(mut g) = self.inner.lock() {
             g.script.push_back((status, retry_after_s));
         }
+    }
+
+    /// `ws://127.0.0.1:PORT`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// Appends steps to the WebSocket script.
+    pub fn play(&self, steps: impl IntoIterator<Item = WsStep>) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.steps.extend(steps);
+        }
+    }
+
+    /// Steps of the script not yet played.
+    pub fn steps_left(&self) -> usize {
+        self.inner.lock().map_or(0, |g| g.steps.len())
+    }
+
+    /// Bars of `symbol` before `closed` have closed (what REST serves), as if time passed
+    /// while no client was connected.
+    pub fn set_closed(&self, symbol: &str, closed: usize) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.closed.insert(symbol.to_owned(), closed);
+        }
+    }
+
+    /// Shifts the server clock (`GET /api/v3/time`) by `ms`.
+    pub fn shift_server_time(&self, ms: i64) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.server_shift_ms = ms;
+        }
+    }
+
+    /// The `streams` of every WebSocket connection so far, in order.
+    pub fn connections(&self) -> Vec<String> {
+        self.inner
+            .lock()
+            .map(|g| g.connections.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every text frame clients sent.
+    pub fn client_frames(&self) -> Vec<String> {
+        self.inner
+            .lock()
+            .map(|g| g.client_frames.clone())
+            .unwrap_or_default()
+    }
+
+    /// Payloads of the pongs received.
+    pub fn pongs(&self) -> Vec<Vec<u8>> {
+        self.inner
+            .lock()
+            .map(|g| g.pongs.clone())
+            .unwrap_or_default()
+    }
+
+    /// When each REST request arrived, with the weight Binance documents for it.
+    pub fn request_times(&self) -> Vec<(Instant, u64)> {
+        self.inner
+            .lock()
+            .map(|g| g.request_times.clone())
+            .unwrap_or_default()
     }
 
     /// Every request so far (`klines {params}`), in order.

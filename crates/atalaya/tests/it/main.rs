@@ -6,6 +6,7 @@ mod backtest;
 mod cli;
 mod demo;
 mod download;
+mod live;
 mod outbox;
 mod paper;
 mod patterns;
