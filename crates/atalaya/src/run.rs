@@ -612,7 +612,7 @@ pub async fn run(
             ws = %b.ws_url,
             "connecting to Binance Spot"
         );
-        let (source, _control) = atalaya_sources::binance_ws::BinanceSource::new(b.clone())?;
+        let (source, _control) = atalaya_sources::binance_ws::source(b.clone())?;
         // Continue each stored series: the gap since the last stored bar is backfilled.
         let tf = pipeline_first_tf;
         let resume = last_stored

@@ -1,45 +1,24 @@
-//! Binance Spot live over WebSocket, with REST backfill: the collector `atalaya run` uses for
-//! `live.sources = ["binance"]`.
+//! Binance Spot live over WebSocket, with REST backfill: the [`Venue`] `atalaya run` uses for
+//! `live.sources = ["binance"]`, driven by [`LiveSource`](crate::live::LiveSource).
 //!
 //! One combined-stream connection (`{ws_url}/stream?streams=btcusdt@aggTrade/btcusdt@kline_1m/…`)
 //! carries trades (`trade` or `aggTrade`), a kline stream per configured timeframe and
-//! `bookTicker` for every configured symbol. Around it, the plumbing of `atalaya-net`:
-//!
-//! * start-up validates the symbols with `exchangeInfo` and stops with an error naming any
-//!   symbol Binance does not know; an unreachable network is reported and retried, never fatal;
-//! * reconnects with jittered exponential backoff capped at 60 s; a stream silent for
-//!   `stale_after_secs` is dead and is reconnected (the zombie-stream guard); connections are
-//!   renewed before Binance's 24-hour limit; pings are answered;
-//! * after every (re)connect, and whenever a kline arrives after a hole, the missing closed
-//!   candles are fetched over REST and published first, so candles go out once each, in order;
-//! * trades are de-duplicated by id and released in exchange-time order
-//!   ([`atalaya_net::TradeSequencer`]); malformed frames are counted in the source's health,
-//!   never fatal;
-//! * the clock offset against `GET /api/v3/time` is measured at each connect;
-//! * subscribe and unsubscribe at run time through a [`BinanceControl`] handle (Binance's
-//!   `SUBSCRIBE`/`UNSUBSCRIBE` methods); the streams survive reconnects.
+//! `bookTicker` for every configured symbol; only closed klines (`"x": true`) become candles.
+//! Start-up validates the symbols with `exchangeInfo`; backfill uses `klines`; the clock offset
+//! comes from `GET /api/v3/time`; run-time changes use Binance's `SUBSCRIBE`/`UNSUBSCRIBE`
+//! methods. Connections are renewed before Binance's 24-hour limit.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use atalaya_bus::Topic;
-use atalaya_bus::health::SourceState;
-use atalaya_model::{
-    Candle, Clock, Envelope, Event, InstrumentId, LiveClock, Symbol, Timeframe, UnixNanos,
-};
-use atalaya_net::{Backoff, CandleCheck, CandleGaps, ClockSkew, TradeSequencer, Watchdog};
-use futures_util::{SinkExt, StreamExt};
+use atalaya_model::{Candle, Event, InstrumentId, Timeframe, UnixNanos};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
+use crate::SourceError;
 use crate::binance::{SymbolMap, normalise};
 use crate::binance_rest::BinanceRest;
-use crate::{Source, SourceContext, SourceError};
-
-const MS: i64 = 1_000_000;
+use crate::live::{LiveControl, LiveSource, Timing, Venue};
 
 /// Which trade stream to subscribe to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,72 +151,27 @@ pub fn guess_instrument(symbol: &str) -> Option<InstrumentId> {
     })
 }
 
-enum Control {
-    Subscribe(Vec<String>),
-    Unsubscribe(Vec<String>),
-}
-
-/// Changes a running [`BinanceSource`]'s streams (`btcusdt@bookTicker`, …). The change is
-/// sent on the open connection and kept for every later one.
-#[derive(Clone, Debug)]
-pub struct BinanceControl(mpsc::UnboundedSender<Control>);
-
-impl std::fmt::Debug for Control {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Control::Subscribe(s) => write!(f, "Subscribe({s:?})"),
-            Control::Unsubscribe(s) => write!(f, "Unsubscribe({s:?})"),
-        }
-    }
-}
-
-impl BinanceControl {
-    /// Adds streams; `false` once the source has stopped.
-    pub fn subscribe(&self, streams: Vec<String>) -> bool {
-        self.0.send(Control::Subscribe(streams)).is_ok()
-    }
-
-    /// Removes streams; `false` once the source has stopped.
-    pub fn unsubscribe(&self, streams: Vec<String>) -> bool {
-        self.0.send(Control::Unsubscribe(streams)).is_ok()
-    }
-}
-
-/// The Binance Spot live source.
+/// The Binance venue: REST client, symbol map and settings.
 #[derive(Debug)]
-pub struct BinanceSource {
+pub struct BinanceVenue {
     cfg: BinanceConfig,
     rest: Arc<BinanceRest>,
-    /// `None` once every [`BinanceControl`] is dropped.
-    control: Option<mpsc::UnboundedReceiver<Control>>,
-    resume: Vec<(InstrumentId, Timeframe, UnixNanos)>,
-    seed: u64,
-}
-
-/// Why a connection ended.
-enum End {
-    Cancelled,
-    Lost(String),
-}
-
-type Key = (InstrumentId, Timeframe);
-
-/// What one source keeps across connections.
-struct State {
     symbols: SymbolMap,
-    /// Instrument → exchange symbol, for REST.
-    rest_symbol: HashMap<InstrumentId, String>,
-    gaps: CandleGaps<Key>,
-    trades: TradeSequencer<InstrumentId, (UnixNanos, Event)>,
-    seq: u64,
-    src: Symbol,
-    skew: ClockSkew,
-    malformed: u64,
+    request_id: u64,
 }
 
-impl BinanceSource {
-    /// A source for `cfg`, with a handle to change its streams while it runs.
-    pub fn new(cfg: BinanceConfig) -> Result<(Self, BinanceControl), SourceError> {
+/// The Binance live source.
+pub type BinanceSource = LiveSource<BinanceVenue>;
+
+/// A Binance live source for `cfg`, with a handle to change its streams while it runs
+/// (`btcusdt@bookTicker`, …).
+pub fn source(cfg: BinanceConfig) -> Result<(BinanceSource, LiveControl), SourceError> {
+    Ok(LiveSource::new(BinanceVenue::new(cfg)?))
+}
+
+impl BinanceVenue {
+    /// The venue for `cfg` (checked).
+    pub fn new(cfg: BinanceConfig) -> Result<Self, SourceError> {
         let problems = cfg.problems();
         if !problems.is_empty() {
             return Err(SourceError::Config(problems));
@@ -245,433 +179,111 @@ impl BinanceSource {
         let rest = Arc::new(
             BinanceRest::new(&cfg.rest_url, cfg.weight_per_minute)?.reporting_unreachable_at_once(),
         );
-        let (tx, rx) = mpsc::unbounded_channel();
-        Ok((
-            Self {
-                cfg,
-                rest,
-                control: Some(rx),
-                resume: Vec::new(),
-                seed: 0x5eed_b1a7,
-            },
-            BinanceControl(tx),
-        ))
-    }
-
-    /// Continues series after the candles already stored: `(instrument, timeframe, open time
-    /// of the last stored candle)`. The gap up to now is backfilled at the first connect.
-    pub fn resuming(mut self, last: Vec<(InstrumentId, Timeframe, UnixNanos)>) -> Self {
-        self.resume = last;
-        self
+        Ok(Self {
+            cfg,
+            rest,
+            symbols: SymbolMap::default(),
+            request_id: 0,
+        })
     }
 
     /// The REST client (its request counters).
     pub fn rest(&self) -> Arc<BinanceRest> {
         self.rest.clone()
     }
-
-    fn ws_url(&self, streams: &[String]) -> String {
-        format!(
-            "{}/stream?streams={}",
-            self.cfg.ws_url.trim_end_matches('/'),
-            streams.join("/")
-        )
-    }
-}
-
-/// Sleeps `d` unless cancelled first; `false` when cancelled.
-async fn pause(ctx: &SourceContext, d: Duration) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(d) => true,
-        () = ctx.cancel.cancelled() => false,
-    }
-}
-
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    Arc::new(
-        rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
-}
-
-impl State {
-    async fn publish(
-        &mut self,
-        ctx: &SourceContext,
-        ts: UnixNanos,
-        event: Event,
-    ) -> Result<(), SourceError> {
-        self.seq += 1;
-        let now = LiveClock.now();
-        ctx.bus
-            .publish(
-                Topic::Inbound,
-                Envelope::new(self.seq, ts, now, self.src, event),
-            )
-            .await?;
-        ctx.health.record_events(1, ts);
-        Ok(())
-    }
-
-    /// Publishes the trades whose hold is over.
-    async fn release_trades(&mut self, ctx: &SourceContext) -> Result<(), SourceError> {
-        let now = LiveClock.now();
-        while let Some((ts, ev)) = self.trades.pop_ready(now) {
-            self.publish(ctx, ts, ev).await?;
-        }
-        Ok(())
-    }
-
-    /// Fetches and publishes the closed candles of `key` opening in `[from, to)`.
-    async fn backfill(
-        &mut self,
-        ctx: &SourceContext,
-        rest: &BinanceRest,
-        key: Key,
-        from: UnixNanos,
-        to: UnixNanos,
-    ) -> Result<usize, SourceError> {
-        let (inst, tf) = key;
-        let Some(symbol) = self.rest_symbol.get(&inst).cloned() else {
-            return Ok(0);
-        };
-        let candles = rest.klines_range(&symbol, inst, tf, from, to).await?;
-        let mut n = 0;
-        for c in candles {
-            if c.open_time() < from || c.open_time() >= to {
-                continue;
-            }
-            if self.gaps.last(key).is_some_and(|l| c.open_time() <= l) {
-                continue;
-            }
-            self.gaps.filled(key, c.open_time());
-            let close = c.close_time();
-            self.publish(ctx, close, Event::Candle(c)).await?;
-            n += 1;
-        }
-        if n > 0 {
-            tracing::info!(instrument = %inst, timeframe = %tf, candles = n, "Binance: backfilled missing candles over REST");
-        }
-        Ok(n)
-    }
-
-    /// After a (re)connect: backfills every series from its last candle to now.
-    async fn backfill_all(
-        &mut self,
-        ctx: &SourceContext,
-        rest: &BinanceRest,
-        timeframes: &[Timeframe],
-    ) -> Result<(), SourceError> {
-        let now = LiveClock.now() + self.skew.offset().unwrap_or(0);
-        let keys: Vec<Key> = self
-            .rest_symbol
-            .keys()
-            .flat_map(|i| timeframes.iter().map(move |tf| (*i, *tf)))
-            .collect();
-        for key in keys {
-            if let Some((from, to)) = self.gaps.missing(key, now, key.1.nanos()) {
-                self.backfill(ctx, rest, key, from, to).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Handles one text frame.
-    async fn on_frame(
-        &mut self,
-        ctx: &SourceContext,
-        rest: &BinanceRest,
-        frame: &str,
-    ) -> Result<(), SourceError> {
-        match normalise(frame, &self.symbols) {
-            Ok(None) => Ok(()),
-            Ok(Some((ts, Event::Trade(t)))) => {
-                self.trades.push(
-                    t.instrument(),
-                    t.id(),
-                    ts,
-                    LiveClock.now(),
-                    (ts, Event::Trade(t)),
-                );
-                self.release_trades(ctx).await
-            }
-            Ok(Some((ts, Event::Candle(c)))) => self.on_candle(ctx, rest, ts, c).await,
-            Ok(Some((ts, ev))) => self.publish(ctx, ts, ev).await,
-            Err(e) => {
-                self.malformed += 1;
-                if self.malformed <= 10 || self.malformed.is_power_of_two() {
-                    tracing::warn!(error = %e, malformed = self.malformed, "Binance: malformed frame skipped");
-                }
-                ctx.health.record_error(format!("malformed frame: {e}"));
-                Ok(())
-            }
-        }
-    }
-
-    async fn on_candle(
-        &mut self,
-        ctx: &SourceContext,
-        rest: &BinanceRest,
-        ts: UnixNanos,
-        c: Candle,
-    ) -> Result<(), SourceError> {
-        let key = (c.instrument(), c.timeframe());
-        match self.gaps.check(key, c.open_time(), c.timeframe().nanos()) {
-            CandleCheck::Next => self.publish(ctx, ts, Event::Candle(c)).await,
-            CandleCheck::Duplicate => Ok(()),
-            CandleCheck::Gap { from, to } => {
-                tracing::warn!(instrument = %key.0, timeframe = %key.1, missing = (to - from) / key.1.nanos(), "Binance: a hole in the kline stream; backfilling");
-                // On failure the session ends; the reconnect backfills from the last candle
-                // published, this one included.
-                self.backfill(ctx, rest, key, from, to).await?;
-                self.gaps.filled(key, c.open_time());
-                self.publish(ctx, ts, Event::Candle(c)).await
-            }
-        }
-    }
 }
 
 #[async_trait]
-impl Source for BinanceSource {
-    fn name(&self) -> &str {
+impl Venue for BinanceVenue {
+    fn name(&self) -> &'static str {
         "binance"
     }
 
-    async fn run(mut self: Box<Self>, ctx: SourceContext) -> Result<(), SourceError> {
-        ctx.health.set_state(SourceState::Starting);
-        let mut backoff = Backoff::default_with_seed(self.seed);
-        // Validate the symbols; an unknown one is fatal, an unreachable venue is not.
-        let infos = loop {
-            match self.rest.exchange_info(&self.cfg.symbols).await {
-                Ok(i) => break i,
-                Err(
-                    e @ SourceError::Venue {
-                        transient: true, ..
-                    },
-                ) => {
-                    let d = Duration::from_nanos(backoff.next_delay().max(0) as u64);
-                    tracing::warn!(error = %e, url = %self.rest.base_url(), retry_in = ?d, "Binance REST unreachable; will keep retrying");
-                    ctx.health.record_error(e.to_string());
-                    ctx.health.set_state(SourceState::Reconnecting);
-                    if !pause(&ctx, d).await {
-                        ctx.health.set_state(SourceState::Finished);
-                        return Ok(());
-                    }
-                }
-                Err(e) => {
-                    ctx.health.record_error(e.to_string());
-                    ctx.health.set_state(SourceState::Failed);
-                    return Err(e);
-                }
-            }
-        };
-        let mut instruments = Vec::new();
-        let mut rest_symbol = HashMap::new();
+    async fn instruments(&mut self) -> Result<Vec<(InstrumentId, String)>, SourceError> {
+        let infos = self.rest.exchange_info(&self.cfg.symbols).await?;
+        let mut out = Vec::new();
         for i in &infos {
-            let id = i.instrument()?;
             if i.status != "TRADING" {
                 tracing::warn!(symbol = %i.symbol, status = %i.status, "Binance: symbol is not trading now");
             }
-            instruments.push(id);
-            rest_symbol.insert(id, i.symbol.clone());
+            out.push((i.instrument()?, i.symbol.clone()));
         }
-        let mut state = State {
-            symbols: SymbolMap::new(&instruments),
-            rest_symbol,
-            gaps: CandleGaps::new(),
-            trades: TradeSequencer::new(self.cfg.trade_hold_ms as i64 * MS, 100_000),
-            seq: 0,
-            src: Symbol::new("binance").map_err(SourceError::Model)?,
-            skew: ClockSkew::default(),
-            malformed: 0,
-        };
-        for (i, tf, t) in std::mem::take(&mut self.resume) {
-            if state.rest_symbol.contains_key(&i) {
-                state.gaps.resume((i, tf), t);
-            }
-        }
-        let mut streams: Vec<String> = self
-            .cfg
+        self.symbols = SymbolMap::new(&out.iter().map(|(i, _)| *i).collect::<Vec<_>>());
+        Ok(out)
+    }
+
+    fn initial_subscriptions(&self) -> Vec<String> {
+        self.cfg
             .symbols
             .iter()
             .flat_map(|s| self.cfg.streams_for(s))
-            .collect();
-        let tls = tls_config();
-        let stale_ns = self.cfg.stale_after_secs as i64 * 1_000 * MS;
-        loop {
-            // The venue's clock, for lag and for which candles have closed.
-            match self.rest.server_time().await {
-                Ok((sent, received, server)) => {
-                    state.skew.record(sent, received, server);
-                    if let Some(o) = state.skew.offset() {
-                        ctx.health.set_clock_skew_ms(o / MS);
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "Binance: server time unavailable"),
-            }
-            let url = self.ws_url(&streams);
-            let connect = tokio_tungstenite::connect_async_tls_with_config(
-                url.as_str(),
-                None,
-                false,
-                Some(tokio_tungstenite::Connector::Rustls(tls.clone())),
-            );
-            let connected = tokio::select! {
-                r = tokio::time::timeout(Duration::from_secs(15), connect) => Some(r),
-                () = ctx.cancel.cancelled() => None,
-            };
-            let end = match connected {
-                None => End::Cancelled,
-                Some(Err(_)) => End::Lost("connecting timed out after 15 s".into()),
-                Some(Ok(Err(e))) => End::Lost(format!("cannot connect: {e}")),
-                Some(Ok(Ok((mut ws, _)))) => {
-                    tracing::info!(streams = streams.len(), "Binance: connected");
-                    let started = Instant::now();
-                    // Backfill while the live frames queue up behind it.
-                    let end = match state
-                        .backfill_all(&ctx, &self.rest, &self.cfg.timeframes)
-                        .await
-                    {
-                        Err(SourceError::Bus(e)) => return Err(SourceError::Bus(e)),
-                        Err(e) => End::Lost(format!("backfill failed: {e}")),
-                        Ok(()) => {
-                            ctx.health.set_state(SourceState::Running);
-                            self.session(&ctx, &mut state, &mut ws, &mut streams, stale_ns)
-                                .await?
-                        }
-                    };
-                    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
-                    if started.elapsed() > Duration::from_secs(60) {
-                        backoff.reset();
-                    }
-                    end
-                }
-            };
-            match end {
-                End::Cancelled => break,
-                End::Lost(why) => {
-                    let d = Duration::from_nanos(backoff.next_delay().max(0) as u64);
-                    tracing::warn!(reason = %why, retry_in = ?d, "Binance: connection lost; reconnecting");
-                    ctx.health.record_error(why);
-                    ctx.health.record_reconnect();
-                    if !pause(&ctx, d).await {
-                        break;
-                    }
-                }
-            }
-        }
-        let held: Vec<(UnixNanos, Event)> = state.trades.drain().collect();
-        for (ts, ev) in held {
-            state.publish(&ctx, ts, ev).await?;
-        }
-        ctx.health.set_state(SourceState::Finished);
-        Ok(())
+            .collect()
     }
-}
 
-impl BinanceSource {
-    /// Reads one connection until it ends. Errors only when the bus closed.
-    async fn session<S>(
-        &mut self,
-        ctx: &SourceContext,
-        state: &mut State,
-        ws: &mut tokio_tungstenite::WebSocketStream<S>,
-        streams: &mut Vec<String>,
-        stale_ns: i64,
-    ) -> Result<End, SourceError>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    {
-        let mut watchdog = Watchdog::new(stale_ns, LiveClock.now());
-        let mut tick = tokio::time::interval(Duration::from_millis(
-            (self.cfg.trade_hold_ms / 2).clamp(20, 1000),
-        ));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let renew = tokio::time::sleep(Duration::from_secs(self.cfg.reconnect_after_secs));
-        tokio::pin!(renew);
-        let mut request_id = 0u64;
-        loop {
-            tokio::select! {
-                () = ctx.cancel.cancelled() => return Ok(End::Cancelled),
-                () = &mut renew => {
-                    tracing::info!("Binance: renewing the connection before the 24-hour limit");
-                    return Ok(End::Lost("renewed before the 24-hour limit".into()));
-                }
-                cmd = async {
-                    match self.control.as_mut() {
-                        Some(rx) => rx.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    let Some(cmd) = cmd else {
-                        self.control = None;
-                        continue;
-                    };
-                    let (method, list) = match cmd {
-                        Control::Subscribe(l) => {
-                            for s in &l {
-                                if !streams.contains(s) {
-                                    streams.push(s.clone());
-                                }
-                            }
-                            ("SUBSCRIBE", l)
-                        }
-                        Control::Unsubscribe(l) => {
-                            streams.retain(|s| !l.contains(s));
-                            ("UNSUBSCRIBE", l)
-                        }
-                    };
-                    request_id += 1;
-                    let body = serde_json::json!({"method": method, "params": list, "id": request_id});
-                    if let Err(e) = ws.send(Message::Text(body.to_string().into())).await {
-                        return Ok(End::Lost(format!("sending {method}: {e}")));
-                    }
-                }
-                _ = tick.tick() => {
-                    let now = LiveClock.now();
-                    if watchdog.is_stale(now) {
-                        return Ok(End::Lost(format!(
-                            "no message for {} s: the stream is dead",
-                            watchdog.silence(now) / 1_000_000_000
-                        )));
-                    }
-                    state.release_trades(ctx).await?;
-                }
-                msg = ws.next() => {
-                    let now = LiveClock.now();
-                    match msg {
-                        None => return Ok(End::Lost("the server closed the connection".into())),
-                        Some(Err(e)) => return Ok(End::Lost(format!("read error: {e}"))),
-                        Some(Ok(Message::Text(t))) => {
-                            watchdog.feed(now);
-                            match state.on_frame(ctx, &self.rest, t.as_str()).await {
-                                Ok(()) => {}
-                                Err(SourceError::Bus(e)) => return Err(SourceError::Bus(e)),
-                                Err(e) => return Ok(End::Lost(e.to_string())),
-                            }
-                        }
-                        Some(Ok(Message::Ping(p))) => {
-                            watchdog.feed(now);
-                            // Binance drops a connection whose pongs stop.
-                            if let Err(e) = ws.send(Message::Pong(p)).await {
-                                return Ok(End::Lost(format!("answering a ping: {e}")));
-                            }
-                        }
-                        Some(Ok(Message::Close(f))) => {
-                            return Ok(End::Lost(format!(
-                                "the server closed the connection ({})",
-                                f.map(|f| f.reason.to_string()).unwrap_or_default()
-                            )));
-                        }
-                        Some(Ok(_)) => watchdog.feed(now),
-                    }
-                }
+    fn ws_url(&self, subs: &[String]) -> String {
+        format!(
+            "{}/stream?streams={}",
+            self.cfg.ws_url.trim_end_matches('/'),
+            subs.join("/")
+        )
+    }
+
+    fn on_connect(&mut self, _subs: &[String]) -> Vec<String> {
+        // The streams are in the URL.
+        Vec::new()
+    }
+
+    fn change(&mut self, subs: &[String], add: bool) -> Vec<String> {
+        self.request_id += 1;
+        let method = if add { "SUBSCRIBE" } else { "UNSUBSCRIBE" };
+        vec![
+            serde_json::json!({"method": method, "params": subs, "id": self.request_id})
+                .to_string(),
+        ]
+    }
+
+    fn parse(&mut self, frame: &str, out: &mut Vec<(UnixNanos, Event)>) -> Result<(), String> {
+        match normalise(frame, &self.symbols) {
+            Ok(Some(e)) => {
+                out.push(e);
+                Ok(())
             }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.to_string()),
         }
+    }
+
+    fn timeframes(&self) -> Vec<Timeframe> {
+        self.cfg.timeframes.clone()
+    }
+
+    async fn candles(
+        &self,
+        symbol: &str,
+        instrument: InstrumentId,
+        tf: Timeframe,
+        from: UnixNanos,
+        to: UnixNanos,
+    ) -> Result<Vec<Candle>, SourceError> {
+        self.rest
+            .klines_range(symbol, instrument, tf, from, to)
+            .await
+    }
+
+    async fn server_time(&self) -> Result<(UnixNanos, UnixNanos, UnixNanos), SourceError> {
+        self.rest.server_time().await
+    }
+
+    fn timing(&self) -> Timing {
+        Timing {
+            stale_after: Duration::from_secs(self.cfg.stale_after_secs),
+            reconnect_after: Duration::from_secs(self.cfg.reconnect_after_secs),
+            trade_hold: Duration::from_millis(self.cfg.trade_hold_ms),
+        }
+    }
+
+    async fn request_counts(&self) -> (u64, u64) {
+        self.rest.counts().await
     }
 }
 

@@ -18,6 +18,7 @@ pub mod binance_rest;
 pub mod binance_ws;
 pub mod coinbase_rest;
 pub mod coingecko;
+pub mod live;
 pub mod replay;
 mod rng;
 pub mod sim;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use atalaya_bus::health::{Health, SourceState};
 use atalaya_bus::{Bus, Delivery, InProcessBus, Topic};
 use atalaya_model::{Event, Timeframe};
-use atalaya_sources::binance_ws::{BinanceConfig, BinanceSource, TradeStream};
+use atalaya_sources::binance_ws::{BinanceConfig, BinanceSource, TradeStream, source};
 use atalaya_sources::{Source, SourceContext, SourceError};
 use atalaya_testkit::fake_binance::{FakeBinance, Listing, WsStep};
 use tokio_util::sync::CancellationToken;
@@ -171,9 +171,9 @@ async fn every_fault_leaves_no_gap_and_no_duplicate() {
     steps.push(trade(3, t0 + 20));
     fake.play(steps);
     // The first backfill after the hole meets a 429.
-    let (source, control) = BinanceSource::new(cfg(&fake)).unwrap();
-    let rest = source.rest();
-    let mut run = start(source);
+    let (src, control) = source(cfg(&fake)).unwrap();
+    let rest = src.venue().rest();
+    let mut run = start(src);
     let mut candles = Vec::new();
     let mut trades = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -277,8 +277,8 @@ async fn a_418_ban_stops_every_call_until_it_ends() {
         .unwrap();
     fake.refuse_next(418, 2);
     fake.play((0..5).map(kline));
-    let (source, _control) = BinanceSource::new(cfg(&fake)).unwrap();
-    let mut run = start(source);
+    let (src, _control) = source(cfg(&fake)).unwrap();
+    let mut run = start(src);
     let mut n = 0;
     let deadline = Instant::now() + Duration::from_secs(20);
     while n < 5 && Instant::now() < deadline {
@@ -307,8 +307,8 @@ async fn an_unknown_symbol_is_a_clear_error() {
         .unwrap();
     let mut c = cfg(&fake);
     c.symbols = vec!["BTCUSDT".into(), "NOPEUSDT".into()];
-    let (source, _control) = BinanceSource::new(c).unwrap();
-    let run = start(source);
+    let (src, _control) = source(c).unwrap();
+    let run = start(src);
     let err = tokio::time::timeout(Duration::from_secs(10), run.task)
         .await
         .unwrap()
@@ -331,8 +331,8 @@ async fn an_unreachable_network_is_retried_not_fatal() {
         ws_url: format!("ws://127.0.0.1:{port}"),
         ..BinanceConfig::default()
     };
-    let (source, _control) = BinanceSource::new(c).unwrap();
-    let run = start(source);
+    let (src, _control) = source(c).unwrap();
+    let run = start(src);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!run.task.is_finished(), "still retrying");
     let s = run.health.sources()[0].clone();
@@ -359,8 +359,8 @@ async fn connections_are_renewed_without_losing_a_candle() {
     fake.play(steps);
     let mut c = cfg(&fake);
     c.reconnect_after_secs = 1;
-    let (source, _control) = BinanceSource::new(c).unwrap();
-    let mut run = start(source);
+    let (src, _control) = source(c).unwrap();
+    let mut run = start(src);
     let mut opens = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while opens.len() < 30 && Instant::now() < deadline {
@@ -386,7 +386,7 @@ fn bad_settings_are_listed_with_their_fields() {
         stale_after_secs: 0,
         ..BinanceConfig::default()
     };
-    let Err(SourceError::Config(p)) = BinanceSource::new(c) else {
+    let Err(SourceError::Config(p)) = source(c) else {
         panic!()
     };
     assert_eq!(p.len(), 3, "{p:?}");
