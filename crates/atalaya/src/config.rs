@@ -66,27 +66,8 @@ pub struct AppConfig {
 pub struct VenuesConfig {
     /// Binance Spot: endpoints, symbols, streams (`live.sources = ["binance"]`, `download`).
     pub binance: atalaya_sources::binance_ws::BinanceConfig,
-    /// Coinbase Advanced Trade.
-    pub coinbase: CoinbaseConfig,
-}
-
-/// Coinbase Advanced Trade (public market data).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CoinbaseConfig {
-    /// REST base URL.
-    pub rest_url: String,
-    /// Requests per second (public endpoints allow about 10 per IP).
-    pub requests_per_second: u32,
-}
-
-impl Default for CoinbaseConfig {
-    fn default() -> Self {
-        Self {
-            rest_url: "https://api.coinbase.com/api/v3/brokerage".into(),
-            requests_per_second: 8,
-        }
-    }
+    /// Coinbase Advanced Trade (`live.sources = ["coinbase"]`, `download`).
+    pub coinbase: atalaya_sources::coinbase_ws::CoinbaseConfig,
 }
 
 /// Live sources.
@@ -117,6 +98,9 @@ pub enum LiveSource {
     Coingecko,
     /// Binance Spot live: combined WebSocket streams with REST backfill (`[venues.binance]`).
     Binance,
+    /// Coinbase Advanced Trade live: WebSocket channels with REST backfill
+    /// (`[venues.coinbase]`).
+    Coinbase,
 }
 
 /// Bus settings.
@@ -767,12 +751,14 @@ pub fn load(
             origin: origin_of("coingecko"),
         });
     }
-    for message in config.venues.binance.problems() {
-        let path = message
-            .split(':')
-            .next()
-            .unwrap_or("venues.binance")
-            .to_owned();
+    for message in config
+        .venues
+        .binance
+        .problems()
+        .into_iter()
+        .chain(config.venues.coinbase.problems())
+    {
+        let path = message.split(':').next().unwrap_or("venues").to_owned();
         problems.push(Problem {
             origin: origin_of(&path),
             message: message[path.len()..]

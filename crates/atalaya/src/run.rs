@@ -229,19 +229,18 @@ impl Paper {
 
 /// Rebuilds the pipeline's and the paper trader's state after a restart by replaying the
 /// stored bars of the shortest timeframe through both (nothing is published: those bars and
-/// their consequences were handled before). Returns the number of bars replayed, the
-/// close time of the last one, and each instrument's last stored open time on that timeframe.
+/// their consequences were handled before). Returns the number of bars replayed and the
+/// close time of the last one.
 async fn restore(
     store: &Arc<dyn Store>,
     pipeline: &mut Pipeline,
     trader: &mut PaperTrader,
     instruments: &[InstrumentId],
     (dedup, routing): (&mut Deduplicator, &Routing),
-) -> anyhow::Result<(u64, UnixNanos, Vec<(InstrumentId, UnixNanos)>)> {
+) -> anyhow::Result<(u64, UnixNanos)> {
     let Some(&tf) = pipeline.timeframes().first() else {
-        return Ok((0, UnixNanos::MIN, Vec::new()));
+        return Ok((0, UnixNanos::MIN));
     };
-    let mut last_open = Vec::new();
     let mut bars: Vec<(UnixNanos, usize, atalaya_model::Candle)> = Vec::new();
     for (k, id) in instruments.iter().enumerate() {
         let q = atalaya_store::CandleQuery {
@@ -257,9 +256,6 @@ async fn restore(
             .context("reading stored bars to restore")?
         {
             bars.push((c.open_time(), k, c));
-        }
-        if let Some((t, _, _)) = bars.iter().rev().find(|(_, i, _)| *i == k) {
-            last_open.push((*id, *t));
         }
     }
     bars.sort_by_key(|(t, k, _)| (*t, *k));
@@ -303,7 +299,37 @@ async fn restore(
     }
     store.write(&batch).await.context("restoring alerts")?;
     pipeline.forget_bar_sources();
-    Ok((bars.len() as u64, until, last_open))
+    Ok((bars.len() as u64, until))
+}
+
+/// The last stored candle of each of `venue`'s series (within 90 days), for a live source to
+/// backfill the time the agent was down.
+async fn resume_points(
+    store: &Arc<dyn Store>,
+    series: &[(InstrumentId, atalaya_model::Timeframe)],
+    venue: &str,
+) -> anyhow::Result<Vec<(InstrumentId, atalaya_model::Timeframe, UnixNanos)>> {
+    let since = LiveClock.now() - 90 * 86_400 * 1_000_000_000;
+    let mut out = Vec::new();
+    for (i, tf) in series.iter().filter(|(i, _)| i.venue().as_str() == venue) {
+        let q = atalaya_store::CandleQuery {
+            instrument: *i,
+            timeframe: *tf,
+            from: Some(since),
+            to: None,
+            limit: u32::MAX,
+        };
+        let last = store
+            .candles(&q)
+            .await
+            .context("reading the last stored candles")?
+            .last()
+            .map(atalaya_model::Candle::open_time);
+        if let Some(t) = last {
+            out.push((*i, *tf, t));
+        }
+    }
+    Ok(out)
 }
 
 /// The engine task: the only owner of the pipeline.
@@ -466,22 +492,32 @@ pub async fn run(
         Vec::new()
     };
     let uses_binance = !opts.demo && cfg.live.sources.contains(&LiveSource::Binance);
+    let uses_coinbase = !opts.demo && cfg.live.sources.contains(&LiveSource::Coinbase);
+    // The venues' instruments are restored from the store like the simulator's (the venue
+    // confirms them at connect).
+    let mut venue_series: Vec<(InstrumentId, atalaya_model::Timeframe)> = Vec::new();
     if uses_binance {
-        // Restored from the store like the simulator's (exchangeInfo confirms them later).
-        instruments.extend(
-            cfg.venues
-                .binance
-                .symbols
-                .iter()
-                .filter_map(|s| atalaya_sources::binance_ws::guess_instrument(s)),
-        );
+        let b = &cfg.venues.binance;
+        for i in b
+            .symbols
+            .iter()
+            .filter_map(|s| atalaya_sources::binance_ws::guess_instrument(s))
+        {
+            instruments.push(i);
+            venue_series.extend(b.timeframes.iter().map(|tf| (i, *tf)));
+        }
+    }
+    if uses_coinbase {
+        for p in &cfg.venues.coinbase.products {
+            if let Some((base, quote)) = p.split_once('-')
+                && let Ok(i) = InstrumentId::new("coinbase", base, quote)
+            {
+                instruments.push(i);
+                venue_series.push((i, atalaya_sources::coinbase_ws::BUCKET));
+            }
+        }
     }
     pipeline.register(&instruments);
-    let pipeline_first_tf = pipeline
-        .timeframes()
-        .first()
-        .copied()
-        .unwrap_or(atalaya_model::Timeframe::M1);
     let trading_tf = cfg.portfolio.timeframe.unwrap_or_else(|| {
         cfg.engine
             .decision_timeframes()
@@ -504,7 +540,7 @@ pub async fn run(
         configured: notifiers.iter().map(|(c, _, _)| *c).collect(),
     };
     let mut dedup = Deduplicator::new(i64::from(cfg.alerts.dedup_minutes) * 60_000_000_000);
-    let (restored_bars, restored_until, last_stored) = restore(
+    let (restored_bars, restored_until) = restore(
         &store,
         &mut pipeline,
         &mut trader,
@@ -614,13 +650,17 @@ pub async fn run(
         );
         let (source, _control) = atalaya_sources::binance_ws::source(b.clone())?;
         // Continue each stored series: the gap since the last stored bar is backfilled.
-        let tf = pipeline_first_tf;
-        let resume = last_stored
-            .iter()
-            .filter(|(i, _)| i.venue().as_str() == "binance" && b.timeframes.contains(&tf))
-            .map(|(i, t)| (*i, tf, *t))
-            .collect();
-        sources.push(Box::new(source.resuming(resume)));
+        sources.push(Box::new(
+            source.resuming(resume_points(&store, &venue_series, "binance").await?),
+        ));
+    }
+    if uses_coinbase {
+        let c = &cfg.venues.coinbase;
+        tracing::info!(products = ?c.products, ws = %c.ws_url, "connecting to Coinbase Advanced Trade");
+        let (source, _control) = atalaya_sources::coinbase_ws::source(c.clone())?;
+        sources.push(Box::new(
+            source.resuming(resume_points(&store, &venue_series, "coinbase").await?),
+        ));
     }
     if cfg.live.sources.contains(&LiveSource::Coingecko) {
         tracing::info!(

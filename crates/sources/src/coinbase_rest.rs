@@ -48,6 +48,8 @@ pub struct CoinbaseRest {
     base: String,
     limiter: Mutex<RateLimiter>,
     stats: Mutex<(u64, u64)>,
+    /// Tries before an unreachable venue is reported to the caller.
+    unreachable_tries: u32,
 }
 
 impl CoinbaseRest {
@@ -60,7 +62,15 @@ impl CoinbaseRest {
             base: base_url.trim_end_matches('/').to_owned(),
             limiter: Mutex::new(RateLimiter::new(per_second.max(1), S)),
             stats: Mutex::new((0, 0)),
+            unreachable_tries: 6,
         })
+    }
+
+    /// Reports an unreachable venue at the first failed try (for a caller that retries with
+    /// its own backoff and wants to report each failure).
+    pub fn reporting_unreachable_at_once(mut self) -> Self {
+        self.unreachable_tries = 1;
+        self
     }
 
     async fn get(&self, path: &str) -> Result<Value, SourceError> {
@@ -80,7 +90,7 @@ impl CoinbaseRest {
             self.stats.lock().await.0 += 1;
             let res = match self.client.get(format!("{}{path}", self.base)).send().await {
                 Ok(r) => r,
-                Err(e) if backoff.attempts() < 5 => {
+                Err(e) if backoff.attempts() + 1 < self.unreachable_tries => {
                     tracing::warn!(error = %crate::describe(e), "Coinbase unreachable; retrying");
                     let d = backoff.next_delay();
                     tokio::time::sleep(Duration::from_nanos(d.max(0) as u64)).await;
@@ -207,6 +217,39 @@ impl CoinbaseRest {
         out.sort_by_key(Candle::open_time);
         out.dedup_by_key(|c| c.open_time());
         Ok(out)
+    }
+
+    /// Every closed bar of `product_id` opening in `[start, end)`, in windows of 300.
+    pub async fn candles_range(
+        &self,
+        product_id: &str,
+        instrument: InstrumentId,
+        tf: Timeframe,
+        start: UnixNanos,
+        end: UnixNanos,
+    ) -> Result<Vec<Candle>, SourceError> {
+        let mut out = Vec::new();
+        let mut from = start;
+        while from < end {
+            let to = end.min(from + PER_CALL * tf.nanos());
+            out.extend(self.candles(product_id, instrument, tf, from, to).await?);
+            from = to;
+        }
+        Ok(out)
+    }
+
+    /// Coinbase's clock (`GET /time`): `(sent, received, server time)`.
+    pub async fn server_time(&self) -> Result<(UnixNanos, UnixNanos, UnixNanos), SourceError> {
+        let sent = LiveClock.now();
+        let v = self.get("/time").await?;
+        let received = LiveClock.now();
+        let ms = match &v["epochMillis"] {
+            Value::String(s) => s.parse::<i64>().ok(),
+            Value::Number(n) => n.as_i64(),
+            _ => None,
+        }
+        .ok_or_else(|| err("time: no epochMillis in the answer", false))?;
+        Ok((sent, received, ms * 1_000_000))
     }
 
     /// Requests sent, and refused with 429 and retried.

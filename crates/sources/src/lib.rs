@@ -17,6 +17,7 @@ pub mod binance;
 pub mod binance_rest;
 pub mod binance_ws;
 pub mod coinbase_rest;
+pub mod coinbase_ws;
 pub mod coingecko;
 pub mod live;
 pub mod replay;

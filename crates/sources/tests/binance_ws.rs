@@ -6,16 +6,16 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atalaya_bus::health::{Health, SourceState};
-use atalaya_bus::{Bus, Delivery, InProcessBus, Topic};
+use atalaya_bus::health::SourceState;
+use atalaya_bus::{Bus, Topic};
 use atalaya_model::{Event, Timeframe};
-use atalaya_sources::binance_ws::{BinanceConfig, BinanceSource, TradeStream, source};
-use atalaya_sources::{Source, SourceContext, SourceError};
+use atalaya_sources::SourceError;
+use atalaya_sources::binance_ws::{BinanceConfig, TradeStream, source};
 use atalaya_testkit::fake_binance::{FakeBinance, Listing, WsStep};
-use tokio_util::sync::CancellationToken;
+mod common;
+use common::start;
 
 const M_MS: i64 = 60_000;
 const MS: i64 = 1_000_000;
@@ -73,36 +73,6 @@ fn cfg(fake: &FakeBinance) -> BinanceConfig {
         book_ticker: false,
         stale_after_secs: 1,
         ..BinanceConfig::default()
-    }
-}
-
-struct Running {
-    bus: Arc<InProcessBus>,
-    health: Arc<Health>,
-    cancel: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), SourceError>>,
-    sub: Box<dyn atalaya_bus::Subscription>,
-}
-
-fn start(source: BinanceSource) -> Running {
-    let bus = Arc::new(InProcessBus::new(100_000));
-    let sub = bus
-        .subscribe(Topic::Inbound, "test", Delivery::Reliable)
-        .unwrap();
-    let health = Health::new();
-    let cancel = CancellationToken::new();
-    let ctx = SourceContext {
-        bus: bus.clone(),
-        health: health.register("binance"),
-        cancel: cancel.clone(),
-    };
-    let task = tokio::spawn(Box::new(source).run(ctx));
-    Running {
-        bus,
-        health,
-        cancel,
-        task,
-        sub,
     }
 }
 

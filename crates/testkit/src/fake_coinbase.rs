@@ -1,13 +1,26 @@
-//! A fake Coinbase Advanced Trade public REST API on `127.0.0.1:0`: `GET /market/products/{id}`
-//! (404 `NOT_FOUND` for an unknown one) and `GET /market/products/{id}/candles` (`start`/`end` in
-//! UNIX seconds, a granularity name, more than 350 bars refused with the documented 400, rows
-//! newest first with string fields), and a scripted 429.
+//! A fake Coinbase Advanced Trade on `127.0.0.1:0`.
+//!
+//! Public REST: `GET /market/products/{id}` (404 `NOT_FOUND` for an unknown one),
+//! `GET /market/products/{id}/candles` (`start`/`end` in UNIX seconds, a granularity name, more
+//! than 350 bars refused with the documented 400, rows newest first with string fields),
+//! `GET /time`, and a scripted 429.
+//!
+//! WebSocket (`/ws`): records each `subscribe` (one channel per message, as Coinbase requires)
+//! and answers with a `subscriptions` message, then plays a shared script of [`CbStep`]s in the
+//! documented envelope (`channel`, `client_id`, `timestamp`, `sequence_num`, `events[]`):
+//! five-minute `candles` updates (each bucket first half-formed, then final; no closed flag),
+//! `market_trades`, `heartbeats`, raw frames, a skipped sequence number, a dropped connection,
+//! a silence. Once candles are streamed, REST serves only the buckets closed so far.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
 use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 
 use crate::fake_http::Served;
 use axum::extract::{Path, Query, State};
@@ -18,11 +31,57 @@ use serde_json::{Value, json};
 
 use crate::fake_binance::Listing;
 
+/// One step of the WebSocket script.
+#[derive(Clone, Debug)]
+pub enum CbStep {
+    /// Bucket `index` of `product` is forming: a half-formed update, then its final values
+    /// (every bucket before it has closed).
+    Candle {
+        /// `BTC-USD`.
+        product: String,
+        /// Bar index in the listing.
+        index: usize,
+    },
+    /// A `market_trades` message with one trade.
+    Trade {
+        /// `BTC-USD`.
+        product: String,
+        /// Trade id.
+        id: u64,
+        /// Trade time, ms.
+        time_ms: i64,
+        /// Price.
+        price: f64,
+    },
+    /// A `heartbeats` message.
+    Heartbeat,
+    /// A frame sent as it is.
+    Raw(String),
+    /// The next message's `sequence_num` skips this many.
+    SkipSequence(u64),
+    /// Buckets of `product` before `closed` have closed, without a message.
+    Advance {
+        /// `BTC-USD`.
+        product: String,
+        /// Buckets closed.
+        closed: usize,
+    },
+    /// Drops the connection without a close frame.
+    Drop,
+    /// Sends nothing for this long.
+    Silence(Duration),
+}
+
 #[derive(Default)]
 struct Inner {
     products: BTreeMap<String, Listing>,
     refuse: u32,
     requests: Vec<String>,
+    closed: HashMap<String, usize>,
+    steps: VecDeque<CbStep>,
+    generation: u64,
+    client_frames: Vec<String>,
+    server_shift_ms: i64,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -114,9 +173,15 @@ async fn candles(
         )
             .into_response();
     }
+    let closed = inner
+        .lock()
+        .ok()
+        .and_then(|g| g.closed.get(&id).copied())
+        .unwrap_or(usize::MAX);
     let mut rows: Vec<Value> = l
         .bars
         .iter()
+        .take(closed)
         .filter(|b| b.0 / 1000 >= start && b.0 / 1000 <= end)
         .map(|&(t, o, h, lo, c, v)| {
             json!({"start": (t / 1000).to_string(), "low": format!("{lo}"), "high": format!("{h}"),
@@ -125,6 +190,154 @@ async fn candles(
         .collect();
     rows.reverse(); // newest first, as Coinbase answers
     axum::Json(json!({"candles": rows})).into_response()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn rfc3339(ms: i64) -> String {
+    // 2026-04-07T14:30:02.789000Z
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}000Z",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+async fn time(State(inner): State<Shared>) -> Response {
+    let shift = inner.lock().map_or(0, |mut g| {
+        g.requests.push("time".into());
+        g.server_shift_ms
+    });
+    if let Some(r) = refused(&inner) {
+        return r;
+    }
+    let ms = now_ms() + shift;
+    axum::Json(json!({"iso": rfc3339(ms), "epochSeconds": (ms / 1000).to_string(), "epochMillis": ms.to_string()}))
+        .into_response()
+}
+
+async fn ws(ws: WebSocketUpgrade, State(inner): State<Shared>) -> Response {
+    let generation = inner.lock().map_or(0, |mut g| {
+        g.generation += 1;
+        g.generation
+    });
+    ws.on_upgrade(move |socket| play(socket, inner, generation))
+}
+
+fn envelope(channel: &str, seq: u64, events: Value) -> String {
+    json!({"channel": channel, "client_id": "", "timestamp": rfc3339(now_ms()), "sequence_num": seq, "events": events})
+        .to_string()
+}
+
+/// Plays the shared script on one connection.
+async fn play(mut socket: WebSocket, inner: Shared, generation: u64) {
+    let mut quiet_until: Option<Instant> = None;
+    let mut seq = 0u64;
+    let mut subscribed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            m = socket.recv() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    let text = t.to_string();
+                    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    if let Ok(mut g) = inner.lock() {
+                        g.client_frames.push(text);
+                    }
+                    let ch = v["channel"].as_str().unwrap_or("").to_owned();
+                    let products: Vec<String> = v["product_ids"].as_array().map(|a| a.iter().filter_map(|p| p.as_str().map(String::from)).collect()).unwrap_or_default();
+                    if v["type"] == "subscribe" {
+                        subscribed.entry(ch).or_default().extend(products);
+                    } else if v["type"] == "unsubscribe" {
+                        subscribed.remove(&ch);
+                    }
+                    let msg = envelope("subscriptions", seq, json!([{"subscriptions": subscribed}]));
+                    seq += 1;
+                    if socket.send(Message::Text(msg.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => return,
+            },
+            () = tokio::time::sleep(Duration::from_millis(2)) => {
+                if quiet_until.is_some_and(|q| Instant::now() < q) {
+                    continue;
+                }
+                let (step, frames) = {
+                    let Ok(mut g) = inner.lock() else { return };
+                    if g.generation != generation {
+                        return;
+                    }
+                    let Some(step) = g.steps.pop_front() else { continue };
+                    let mut frames = Vec::new();
+                    match &step {
+                        CbStep::Candle { product, index } => {
+                            let e = g.closed.entry(product.clone()).or_insert(0);
+                            *e = (*e).max(*index);
+                            if let Some(&(t, o, h, lo, c, v)) = g.products.get(product).and_then(|l| l.bars.get(*index)) {
+                                for (hh, ll, cc, vv) in [(o.max(c), o.min(c), (o + c) / 2.0, v / 2.0), (h, lo, c, v)] {
+                                    frames.push(envelope("candles", seq, json!([{"type": "update", "candles": [{
+                                        "start": (t / 1000).to_string(), "high": format!("{hh}"), "low": format!("{ll}"),
+                                        "open": format!("{o}"), "close": format!("{cc}"), "volume": format!("{vv}"),
+                                        "product_id": product}]}])));
+                                    seq += 1;
+                                }
+                            }
+                        }
+                        CbStep::Trade { product, id, time_ms, price } => {
+                            frames.push(envelope("market_trades", seq, json!([{"type": "update", "trades": [{
+                                "trade_id": id.to_string(), "product_id": product, "price": format!("{price:.2}"),
+                                "size": "0.50000000", "side": if id % 2 == 0 { "SELL" } else { "BUY" },
+                                "time": rfc3339(*time_ms)}]}])));
+                            seq += 1;
+                        }
+                        CbStep::Heartbeat => {
+                            frames.push(envelope("heartbeats", seq, json!([{"current_time": rfc3339(now_ms()), "heartbeat_counter": seq}])));
+                            seq += 1;
+                        }
+                        CbStep::Raw(r) => frames.push(r.clone()),
+                        CbStep::SkipSequence(n) => seq += n,
+                        CbStep::Advance { product, closed } => {
+                            let e = g.closed.entry(product.clone()).or_insert(0);
+                            *e = (*e).max(*closed);
+                        }
+                        CbStep::Drop | CbStep::Silence(_) => {}
+                    }
+                    (step, frames)
+                };
+                match step {
+                    CbStep::Drop => return,
+                    CbStep::Silence(d) => quiet_until = Some(Instant::now() + d),
+                    _ => {
+                        for f in frames {
+                            if socket.send(Message::Text(f.into())).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl FakeCoinbase {
@@ -137,6 +350,8 @@ impl FakeCoinbase {
         let app = Router::new()
             .route("/market/products/{id}", get(product))
             .route("/market/products/{id}/candles", get(candles))
+            .route("/time", get(time))
+            .route("/ws", get(ws))
             .with_state(inner.clone());
         let server = Served::start(app).await?;
         Ok(Self {
@@ -155,6 +370,50 @@ impl FakeCoinbase {
     pub fn refuse_next(&self, n: u32) {
         if let Ok(mut g) = self.inner.lock() {
             g.refuse += n;
+        }
+    }
+
+    /// `ws://127.0.0.1:PORT/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Appends steps to the WebSocket script.
+    pub fn play(&self, steps: impl IntoIterator<Item = CbStep>) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.steps.extend(steps);
+        }
+    }
+
+    /// Steps not yet played.
+    pub fn steps_left(&self) -> usize {
+        self.inner.lock().map_or(0, |g| g.steps.len())
+    }
+
+    /// WebSocket connections so far.
+    pub fn connections(&self) -> u64 {
+        self.inner.lock().map_or(0, |g| g.generation)
+    }
+
+    /// Every text frame clients sent.
+    pub fn client_frames(&self) -> Vec<String> {
+        self.inner
+            .lock()
+            .map(|g| g.client_frames.clone())
+            .unwrap_or_default()
+    }
+
+    /// Shifts the server clock (`GET /time`) by `ms`.
+    pub fn shift_server_time(&self, ms: i64) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.server_shift_ms = ms;
+        }
+    }
+
+    /// Buckets of `product` before `closed` have closed (what REST serves).
+    pub fn set_closed(&self, product: &str, closed: usize) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.closed.insert(product.to_owned(), closed);
         }
     }
 

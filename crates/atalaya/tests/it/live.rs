@@ -120,3 +120,100 @@ async fn live_binance_stores_every_candle_once_across_drops_and_restarts() {
     assert_eq!(stored_opens(&db).await, opens, "no gap, no duplicate");
     assert!(fake.connections().len() >= 3, "{:?}", fake.connections());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_coinbase_stores_every_closed_bucket_once_across_a_drop_and_a_restart() {
+    use atalaya_testkit::fake_coinbase::{CbStep, FakeCoinbase};
+    const STEP: i64 = 300_000;
+    let mut truth = listing(60);
+    truth.quote = "USD".into();
+    truth.step_ms = STEP;
+    // Five-minute buckets, ending in the past.
+    let base = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        / STEP
+        - 65)
+        * STEP;
+    for (i, b) in truth.bars.iter_mut().enumerate() {
+        b.0 = base + i as i64 * STEP;
+    }
+    let opens: Vec<i64> = truth.bars.iter().map(|b| b.0).collect();
+    let fake = FakeCoinbase::start(BTreeMap::from([("BTC-USD".to_owned(), truth)]))
+        .await
+        .unwrap();
+    let candle = |index| CbStep::Candle {
+        product: "BTC-USD".into(),
+        index,
+    };
+    let mut steps: Vec<CbStep> = (0..30).map(candle).collect();
+    steps.push(CbStep::Advance {
+        product: "BTC-USD".into(),
+        closed: 35,
+    });
+    steps.push(CbStep::Drop);
+    steps.extend((35..41).map(candle));
+    fake.play(steps);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("atalaya.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[live]\nsources = [\"coinbase\"]\n[venues.coinbase]\nrest_url = \"{}\"\nws_url = \"{}\"\n\
+             products = [\"BTC-USD\"]\nstale_after_secs = 2\n\
+             [alerts.console]\nenabled = false\n[server]\nenabled = false\n",
+            fake.url(),
+            fake.ws_url()
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("cb.db");
+    let run = || {
+        crate::atalaya()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["run", "--for", "5s", "--quiet", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap()
+    };
+    let stored = |db: std::path::PathBuf| async move {
+        let store = SqliteStore::open(&db).await.unwrap();
+        let c = store
+            .candles(&CandleQuery {
+                instrument: "coinbase:BTC/USD".parse().unwrap(),
+                timeframe: Timeframe::M5,
+                from: None,
+                to: None,
+                limit: u32::MAX,
+            })
+            .await
+            .unwrap();
+        store.close().await;
+        c.iter()
+            .map(|c| c.open_time() / 1_000_000)
+            .collect::<Vec<i64>>()
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Bucket 40 is still forming.
+    assert_eq!(stored(db.clone()).await, opens[..40].to_vec());
+    fake.set_closed("BTC-USD", 55);
+    fake.play((55..60).map(candle));
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stored(db.clone()).await,
+        opens[..59].to_vec(),
+        "no gap, no duplicate"
+    );
+}
