@@ -68,6 +68,8 @@ pub struct VenuesConfig {
     pub binance: atalaya_sources::binance_ws::BinanceConfig,
     /// Coinbase Advanced Trade (`live.sources = ["coinbase"]`, `download`).
     pub coinbase: atalaya_sources::coinbase_ws::CoinbaseConfig,
+    /// Kraken Spot (`live.sources = ["kraken"]`).
+    pub kraken: atalaya_sources::kraken_ws::KrakenConfig,
 }
 
 /// Live sources.
@@ -101,6 +103,8 @@ pub enum LiveSource {
     /// Coinbase Advanced Trade live: WebSocket channels with REST backfill
     /// (`[venues.coinbase]`).
     Coinbase,
+    /// Kraken Spot live: WebSocket v2 with REST OHLC backfill (`[venues.kraken]`).
+    Kraken,
 }
 
 /// Bus settings.
@@ -757,6 +761,7 @@ pub fn load(
         .problems()
         .into_iter()
         .chain(config.venues.coinbase.problems())
+        .chain(config.venues.kraken.problems())
     {
         let path = message.split(':').next().unwrap_or("venues").to_owned();
         problems.push(Problem {

@@ -493,6 +493,7 @@ pub async fn run(
     };
     let uses_binance = !opts.demo && cfg.live.sources.contains(&LiveSource::Binance);
     let uses_coinbase = !opts.demo && cfg.live.sources.contains(&LiveSource::Coinbase);
+    let uses_kraken = !opts.demo && cfg.live.sources.contains(&LiveSource::Kraken);
     // The venues' instruments are restored from the store like the simulator's (the venue
     // confirms them at connect).
     let mut venue_series: Vec<(InstrumentId, atalaya_model::Timeframe)> = Vec::new();
@@ -514,6 +515,17 @@ pub async fn run(
             {
                 instruments.push(i);
                 venue_series.push((i, atalaya_sources::coinbase_ws::BUCKET));
+            }
+        }
+    }
+    if uses_kraken {
+        let k = &cfg.venues.kraken;
+        for s in &k.symbols {
+            if let Some((base, quote)) = s.split_once('/')
+                && let Ok(i) = InstrumentId::new("kraken", base, quote)
+            {
+                instruments.push(i);
+                venue_series.extend(k.timeframes.iter().map(|tf| (i, *tf)));
             }
         }
     }
@@ -660,6 +672,14 @@ pub async fn run(
         let (source, _control) = atalaya_sources::coinbase_ws::source(c.clone())?;
         sources.push(Box::new(
             source.resuming(resume_points(&store, &venue_series, "coinbase").await?),
+        ));
+    }
+    if uses_kraken {
+        let k = &cfg.venues.kraken;
+        tracing::info!(symbols = ?k.symbols, ws = %k.ws_url, "connecting to Kraken Spot");
+        let (source, _control) = atalaya_sources::kraken_ws::source(k.clone())?;
+        sources.push(Box::new(
+            source.resuming(resume_points(&store, &venue_series, "kraken").await?),
         ));
     }
     if cfg.live.sources.contains(&LiveSource::Coingecko) {

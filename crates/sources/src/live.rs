@@ -178,6 +178,11 @@ impl<V: Venue> LiveSource<V> {
     pub fn venue(&self) -> &V {
         &self.venue
     }
+
+    /// The venue, without the source.
+    pub fn into_venue(self) -> V {
+        self.venue
+    }
 }
 
 /// Why a connection ended.

@@ -198,30 +198,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn rfc3339(ms: i64) -> String {
-    // 2026-04-07T14:30:02.789000Z
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}000Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60,
-        ms.rem_euclid(1000)
-    )
-}
-
 async fn time(State(inner): State<Shared>) -> Response {
     let shift = inner.lock().map_or(0, |mut g| {
         g.requests.push("time".into());
@@ -231,7 +207,7 @@ async fn time(State(inner): State<Shared>) -> Response {
         return r;
     }
     let ms = now_ms() + shift;
-    axum::Json(json!({"iso": rfc3339(ms), "epochSeconds": (ms / 1000).to_string(), "epochMillis": ms.to_string()}))
+    axum::Json(json!({"iso": crate::rfc3339(ms, 6), "epochSeconds": (ms / 1000).to_string(), "epochMillis": ms.to_string()}))
         .into_response()
 }
 
@@ -244,7 +220,7 @@ async fn ws(ws: WebSocketUpgrade, State(inner): State<Shared>) -> Response {
 }
 
 fn envelope(channel: &str, seq: u64, events: Value) -> String {
-    json!({"channel": channel, "client_id": "", "timestamp": rfc3339(now_ms()), "sequence_num": seq, "events": events})
+    json!({"channel": channel, "client_id": "", "timestamp": crate::rfc3339(now_ms(), 6), "sequence_num": seq, "events": events})
         .to_string()
 }
 
@@ -307,11 +283,11 @@ async fn play(mut socket: WebSocket, inner: Shared, generation: u64) {
                             frames.push(envelope("market_trades", seq, json!([{"type": "update", "trades": [{
                                 "trade_id": id.to_string(), "product_id": product, "price": format!("{price:.2}"),
                                 "size": "0.50000000", "side": if id % 2 == 0 { "SELL" } else { "BUY" },
-                                "time": rfc3339(*time_ms)}]}])));
+                                "time": crate::rfc3339(*time_ms, 6)}]}])));
                             seq += 1;
                         }
                         CbStep::Heartbeat => {
-                            frames.push(envelope("heartbeats", seq, json!([{"current_time": rfc3339(now_ms()), "heartbeat_counter": seq}])));
+                            frames.push(envelope("heartbeats", seq, json!([{"current_time": crate::rfc3339(now_ms(), 6), "heartbeat_counter": seq}])));
                             seq += 1;
                         }
                         CbStep::Raw(r) => frames.push(r.clone()),

@@ -15,6 +15,7 @@
 pub mod fake_binance;
 pub mod fake_coinbase;
 pub mod fake_http;
+pub mod fake_kraken;
 
 use std::future::Future;
 use std::io::Write;
@@ -207,6 +208,35 @@ pub fn assert_snapshot(path: &Path, got: &str) {
             got.lines().nth(line).unwrap_or("<end>")
         );
     }
+}
+
+/// RFC 3339 in UTC from milliseconds, with `digits` (3, 6 or 9) of fractional seconds, as the
+/// venues write it: `2026-04-07T14:30:02.789000Z`.
+pub(crate) fn rfc3339(ms: i64, digits: usize) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let frac = format!(
+        "{:03}{}",
+        ms.rem_euclid(1000),
+        "0".repeat(digits.saturating_sub(3))
+    );
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac}Z",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    )
 }
 
 #[cfg(test)]
