@@ -17,6 +17,7 @@
 //! engine's state.
 
 mod error;
+pub mod metrics;
 mod routes;
 
 use std::net::SocketAddr;

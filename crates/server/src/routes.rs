@@ -18,6 +18,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/candles", get(candles))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/portfolio", get(portfolio))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
 }
@@ -28,6 +29,16 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
 
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+async fn metrics(State(s): State<AppState>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(&s),
+    )
 }
 
 async fn status(State(s): State<AppState>) -> Json<Value> {

@@ -306,3 +306,65 @@ async fn portfolio_shows_the_live_status_and_the_latest_trades() {
     let (s, v) = get(&st, "/api/v1/portfolio?limit=0").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 }
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let (_d, st) = state().await;
+    let h = st.health.register("binance");
+    h.set_state(atalaya_bus::health::SourceState::Reconnecting);
+    h.record_error("read error");
+    h.set_clock_skew_ms(-1500);
+    let res = router(st.clone())
+        .oneshot(
+            Request::builder()
+                .uri("/metrics")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = String::from_utf8(
+        axum::body::to_bytes(res.into_body(), 1 << 24)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for line in [
+        "atalaya_source_up{source=\"sim\"} 1",
+        "atalaya_source_up{source=\"binance\"} 0",
+        "atalaya_source_state{source=\"binance\",state=\"reconnecting\"} 1",
+        "atalaya_source_errors_total{source=\"binance\"} 1",
+        "atalaya_source_clock_skew_seconds{source=\"binance\"} -1.5",
+        "atalaya_source_last_event_timestamp_seconds{source=\"sim\"} 25200",
+        "atalaya_bus_queue_capacity{queue=\"engine\"}",
+        "# TYPE atalaya_source_reconnects_total counter",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    // Every sample line is `name{labels} value` with a parseable value, after its TYPE line.
+    let mut typed = std::collections::HashSet::new();
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            typed.insert(rest.split(' ').next().unwrap().to_owned());
+            continue;
+        }
+        if l.starts_with('#') {
+            continue;
+        }
+        let (name, value) = l.rsplit_once(' ').unwrap();
+        let family = name.split('{').next().unwrap();
+        assert!(typed.contains(family), "{l}");
+        assert!(
+            value.parse::<f64>().is_ok() || ["NaN", "+Inf", "-Inf"].contains(&value),
+            "{l}"
+        );
+    }
+}
