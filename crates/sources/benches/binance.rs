@@ -26,5 +26,59 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The ingest path a live trade takes, per message: frame → normalised trade → de-duplication
+/// and ordering (`TradeSequencer`) → envelope → the in-process bus → the engine's queue (drained
+/// in the same loop, so the consumer's side is counted too).
+fn ingest(c: &mut Criterion) {
+    use atalaya_bus::{Bus, Delivery, InProcessBus, Topic};
+    use atalaya_model::{Envelope, Event, Symbol};
+    use atalaya_net::TradeSequencer;
+
+    const N: usize = 10_000;
+    let symbols = SymbolMap::new(&["binance:ETH/USDT".parse().expect("valid id")]);
+    let frames: Vec<String> = (0..N)
+        .map(|i| {
+            format!(
+                r#"{{"stream":"ethusdt@trade","data":{{"e":"trade","E":1639351062244,"s":"ETHUSDT","t":{},"p":"4149.{:02}000000","q":"0.43870000","b":7038593583,"a":7038593613,"T":{},"m":{},"M":true}}}}"#,
+                705_291_099 + i,
+                i % 100,
+                1_639_351_062_243u64 + i as u64,
+                i % 2 == 0
+            )
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let bus = InProcessBus::new(N * 2);
+    let mut sub = bus
+        .subscribe(Topic::Inbound, "engine", Delivery::Reliable)
+        .expect("subscribe");
+    let src = Symbol::new("binance").expect("symbol");
+    let mut g = c.benchmark_group("ingest");
+    g.throughput(criterion::Throughput::Elements(N as u64));
+    g.bench_function("binance_trade_to_engine_queue", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut seq: TradeSequencer<atalaya_model::InstrumentId, (i64, Event)> =
+                    TradeSequencer::new(0, 100_000);
+                for (n, f) in frames.iter().enumerate() {
+                    if let Ok(Some((ts, Event::Trade(t)))) = normalise(f, &symbols) {
+                        seq.push(t.instrument(), t.id(), ts, ts, (ts, Event::Trade(t)));
+                    }
+                    while let Some((ts, ev)) = seq.pop_ready(0) {
+                        let env = Envelope::new(n as u64, ts, ts, src, ev);
+                        let _ = bus.publish(Topic::Inbound, env).await;
+                    }
+                }
+                for _ in 0..N {
+                    black_box(sub.recv().await);
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, ingest);
 criterion_main!(benches);

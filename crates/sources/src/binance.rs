@@ -52,27 +52,341 @@ pub enum FrameError {
     Interval(String),
 }
 
-/// Exchange symbols (`BTCUSDT`) to instruments.
+/// Exchange symbols (`BTCUSDT`) to instruments: a linear scan for the handful a collector
+/// usually has (faster than hashing a short string), a hash map beyond that.
 #[derive(Clone, Debug, Default)]
-pub struct SymbolMap(HashMap<String, InstrumentId>);
+pub struct SymbolMap {
+    few: Vec<(String, InstrumentId)>,
+    many: HashMap<String, InstrumentId>,
+}
 
 impl SymbolMap {
     /// Maps each instrument's concatenated symbol (`BTCUSDT`) to it.
     pub fn new(instruments: &[InstrumentId]) -> Self {
-        Self(
-            instruments
-                .iter()
-                .map(|i| (i.concat_symbol(), *i))
-                .collect(),
-        )
+        let pairs: Vec<(String, InstrumentId)> = instruments
+            .iter()
+            .map(|i| (i.concat_symbol(), *i))
+            .collect();
+        if pairs.len() <= 16 {
+            Self {
+                few: pairs,
+                many: HashMap::new(),
+            }
+        } else {
+            Self {
+                few: Vec::new(),
+                many: pairs.into_iter().collect(),
+            }
+        }
     }
 
     fn get(&self, s: &str) -> Result<InstrumentId, FrameError> {
-        self.0
-            .get(s)
-            .copied()
-            .ok_or_else(|| FrameError::UnknownSymbol(s.to_owned()))
+        let found = if self.many.is_empty() {
+            self.few
+                .iter()
+                .find(|(k, _)| k.as_str() == s)
+                .map(|(_, i)| *i)
+        } else {
+            self.many.get(s).copied()
+        };
+        found.ok_or_else(|| FrameError::UnknownSymbol(s.to_owned()))
     }
+}
+
+/// A value in a flat JSON object, as the fast path reads it.
+#[derive(Clone, Copy)]
+enum Val<'a> {
+    /// A string without escapes.
+    Str(&'a str),
+    /// An integer (no fraction or exponent), as its text.
+    Int(&'a str),
+    /// Any other number (no field the fast path reads takes one).
+    Num,
+    Bool(bool),
+}
+
+/// JSON's whitespace (RFC 8259): space, tab, line feed, carriage return.
+fn is_json_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+fn trim_json_ws(s: &str) -> &str {
+    s.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
+}
+
+/// The end of the JSON number starting at `i`
+/// (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`), and whether it is an integer (no
+/// fraction, no exponent: what serde accepts for an integer field).
+#[inline]
+fn json_number_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
+    let n = b.len();
+    if i < n && b[i] == b'-' {
+        i += 1;
+    }
+    match b.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => {
+            i += 1;
+            while i < n && b[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+        _ => return None,
+    }
+    let mut int = true;
+    if i < n && b[i] == b'.' {
+        int = false;
+        i += 1;
+        let s = i;
+        while i < n && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == s {
+            return None;
+        }
+    }
+    if i < n && (b[i] == b'e' || b[i] == b'E') {
+        int = false;
+        i += 1;
+        if i < n && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        let s = i;
+        while i < n && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == s {
+            return None;
+        }
+    }
+    Some((i, int))
+}
+
+/// Reads a flat JSON object of short keys (`{"e":"trade","t":1,"m":true,…}`) at the start of
+/// `s`, handing each member to `f`. Anything outside that shape (escapes, nesting, `null`,
+/// whitespace inside strings is fine) answers `None`, and the caller takes the serde path,
+/// which gives the precise error.
+fn scan_flat<'a>(s: &'a str, mut f: impl FnMut(&'a str, Val<'a>)) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let ws = |i: &mut usize| {
+        while *i < b.len() && is_json_ws(b[*i]) {
+            *i += 1;
+        }
+    };
+    ws(&mut i);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    ws(&mut i);
+    if b.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    loop {
+        // A member must follow `{` or `,` (JSON has no trailing comma).
+        ws(&mut i);
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let k0 = i + 1;
+        let k1 = k0
+            + b.get(k0..)?
+                .iter()
+                .position(|c| *c == b'"' || *c == b'\\' || *c < 0x20)?;
+        if b[k1] != b'"' {
+            return None;
+        }
+        let key = s.get(k0..k1)?;
+        i = k1 + 1;
+        ws(&mut i);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i += 1;
+        ws(&mut i);
+        let val = match *b.get(i)? {
+            b'"' => {
+                let v0 = i + 1;
+                let v1 = v0
+                    + b.get(v0..)?
+                        .iter()
+                        .position(|c| *c == b'"' || *c == b'\\' || *c < 0x20)?;
+                if b[v1] != b'"' {
+                    return None;
+                }
+                let v = s.get(v0..v1)?;
+                i = v1 + 1;
+                Val::Str(v)
+            }
+            b't' if b.get(i..i + 4) == Some(b"true") => {
+                i += 4;
+                Val::Bool(true)
+            }
+            b'f' if b.get(i..i + 5) == Some(b"false") => {
+                i += 5;
+                Val::Bool(false)
+            }
+            c if c == b'-' || c.is_ascii_digit() => {
+                let v0 = i;
+                let (end, int) = json_number_end(b, i)?;
+                i = end;
+                let text = s.get(v0..i)?;
+                if int { Val::Int(text) } else { Val::Num }
+            }
+            _ => return None,
+        };
+        f(key, val);
+        ws(&mut i);
+        match b.get(i)? {
+            b',' => i += 1,
+            b'}' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// The `data` object of a combined-stream frame (`{"stream":"…","data":{…}}`, exactly that
+/// shape), or the frame itself when it has no `data`.
+fn data_object(frame: &str) -> Option<&str> {
+    // The common case, as Binance writes it: `{"stream":"name","data":{…}}`.
+    if let Some(rest) = frame.strip_prefix("{\"stream\":\"") {
+        let b = rest.as_bytes();
+        let close = b
+            .iter()
+            .position(|c| *c == b'"' || *c == b'\\' || *c < 0x20)?;
+        if b[close] == b'"'
+            && let Some(data) = rest[close + 1..].strip_prefix(",\"data\":")
+        {
+            return trim_json_ws(data).strip_suffix('}');
+        }
+    }
+    let Some(at) = frame.find("\"data\":") else {
+        return Some(frame);
+    };
+    // The prefix must be `{` or `{"stream":"name",` (whitespace allowed between tokens).
+    let prefix = trim_json_ws(&frame[..at]);
+    let inner = trim_json_ws(prefix.strip_prefix('{')?);
+    if !inner.is_empty() {
+        let rest = trim_json_ws(inner.strip_prefix("\"stream\"")?);
+        let rest = trim_json_ws(rest.strip_prefix(':')?);
+        let rest = rest.strip_prefix('"')?;
+        let close = rest
+            .bytes()
+            .position(|c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if rest.as_bytes()[close] != b'"' || trim_json_ws(&rest[close + 1..]) != "," {
+            return None;
+        }
+    }
+    // The data object must be the last member: `…}}`.
+    trim_json_ws(&frame[at + 7..]).strip_suffix('}')
+}
+
+/// The fast path for trades, aggregate trades and book tickers: `None` when the frame is not
+/// in the plain documented shape (the serde path then decides).
+fn fast(
+    kind: Kind,
+    frame: &str,
+    symbols: &SymbolMap,
+) -> Option<Result<(UnixNanos, Event), FrameError>> {
+    let obj = data_object(frame)?;
+    let (mut sym, mut id, mut p, mut q, mut t, mut m) = (None, None, None, None, None, None);
+    let (mut bid, mut bq, mut ask, mut aq, mut e) = (None, None, None, None, None);
+    let agg = kind == Kind::AggTrade;
+    let book = kind == Kind::BookTicker;
+    // serde refuses a repeated field and a field of the wrong type: so does this path (by
+    // leaving the frame to serde).
+    let mut seen = 0u32;
+    let mut ok = true;
+    let end = scan_flat(obj, |k, v| {
+        let bit = match k {
+            "s" => 1,
+            "p" => 2,
+            "q" => 4,
+            "T" => 8,
+            "E" => 16,
+            "m" => 32,
+            "b" => 64,
+            "B" => 128,
+            "A" => 256,
+            "a" => 512,
+            "t" => 1024,
+            _ => return,
+        };
+        if seen & bit != 0 {
+            ok = false;
+        }
+        seen |= bit;
+        match (k, v) {
+            ("s", Val::Str(x)) => sym = Some(x),
+            ("p", Val::Str(x)) if !book => p = Some(x),
+            ("q", Val::Str(x)) if !book => q = Some(x),
+            ("T", Val::Int(x)) => t = Some(x),
+            ("E", Val::Int(x)) => e = Some(x),
+            ("m", Val::Bool(x)) if !book => m = Some(x),
+            ("b", Val::Str(x)) if book => bid = Some(x),
+            ("B", Val::Str(x)) if book => bq = Some(x),
+            ("A", Val::Str(x)) if book => aq = Some(x),
+            ("a", Val::Str(x)) if book => ask = Some(x),
+            ("a", Val::Int(x)) if agg => id = Some(x),
+            ("t", Val::Int(x)) if kind == Kind::Trade => id = Some(x),
+            // Fields the kind does not read are ignored by serde too.
+            ("p" | "q" | "m", _) if book => {}
+            ("b" | "B" | "A", _) if !book => {}
+            ("a", _) if kind == Kind::Trade => {}
+            ("t", _) if kind != Kind::Trade => {}
+            ("E", _) if !book => {}
+            _ => ok = false,
+        }
+    })?;
+    if !ok || !trim_json_ws(&obj[end..]).is_empty() {
+        return None;
+    }
+    let int = |x: Option<&str>| x.and_then(|x| x.parse::<i64>().ok());
+    match kind {
+        Kind::Trade | Kind::AggTrade => {
+            let (Some(sym), Some(id), Some(p), Some(q), Some(t), Some(m)) =
+                (sym, id.and_then(|x| x.parse::<u64>().ok()), p, q, int(t), m)
+            else {
+                return None;
+            };
+            let side = if m { Side::Sell } else { Side::Buy };
+            Some((|| {
+                let tr = Trade::new(symbols.get(sym)?, id, num("p", p)?, num("q", q)?, side)?;
+                Ok((ms("T", t)?, Event::Trade(tr)))
+            })())
+        }
+        Kind::BookTicker => {
+            let (Some(sym), Some(b), Some(bq), Some(a), Some(aq)) = (sym, bid, bq, ask, aq) else {
+                return None;
+            };
+            // serde refuses a time out of i64's range even where it is optional.
+            if (t.is_some() && int(t).is_none()) || (e.is_some() && int(e).is_none()) {
+                return None;
+            }
+            let ts = int(t).or(int(e)).unwrap_or(0);
+            Some((|| {
+                let ts = ms("T", ts)?;
+                let tk = Ticker::new(
+                    symbols.get(sym)?,
+                    (num("b", b)?, num("B", bq)?),
+                    (num("a", a)?, num("A", aq)?),
+                    None,
+                )?;
+                Ok((ts, Event::Ticker(tk)))
+            })())
+        }
+        _ => None,
+    }
+}
+
+/// Milliseconds to nanoseconds; a time too far out to represent is an error, not an overflow.
+fn ms(field: &'static str, t: i64) -> Result<UnixNanos, FrameError> {
+    t.checked_mul(NANOS_PER_MILLI)
+        .ok_or_else(|| FrameError::Number {
+            field,
+            value: t.to_string(),
+        })
 }
 
 fn num(field: &'static str, s: &str) -> Result<f64, FrameError> {
@@ -172,6 +486,26 @@ enum Kind {
 
 /// Reads the kind from the stream name or the `"e"` field without parsing the frame.
 fn kind(frame: &str) -> Kind {
+    if let Some(rest) = frame.strip_prefix("{\"stream\":\"") {
+        let b = rest.as_bytes();
+        if let Some(at) = b.iter().take(64).position(|c| *c == b'@' || *c == b'"') {
+            let name = &b[at..];
+            if name.first() == Some(&b'@') {
+                let name = &name[1..];
+                return if name.starts_with(b"trade\"") {
+                    Kind::Trade
+                } else if name.starts_with(b"aggTrade\"") {
+                    Kind::AggTrade
+                } else if name.starts_with(b"bookTicker\"") {
+                    Kind::BookTicker
+                } else if name.starts_with(b"kline_") {
+                    Kind::Kline
+                } else {
+                    Kind::Other
+                };
+            }
+        }
+    }
     // The first 96 bytes, cut at a character boundary (a frame may hold any UTF-8).
     let mut end = frame.len().min(96);
     while !frame.is_char_boundary(end) {
@@ -225,8 +559,29 @@ pub fn normalise(
     frame: &str,
     symbols: &SymbolMap,
 ) -> Result<Option<(UnixNanos, Event)>, FrameError> {
+    let k = kind(frame);
+    if let Some(r) = fast(k, frame, symbols) {
+        return r.map(Some);
+    }
+    normalise_with_serde(k, frame, symbols)
+}
+
+/// The same as [`normalise`] without the fast path (for differential tests and fuzzing: the
+/// two must agree wherever the fast path answers).
+pub fn normalise_slow(
+    frame: &str,
+    symbols: &SymbolMap,
+) -> Result<Option<(UnixNanos, Event)>, FrameError> {
+    normalise_with_serde(kind(frame), frame, symbols)
+}
+
+fn normalise_with_serde(
+    kind: Kind,
+    frame: &str,
+    symbols: &SymbolMap,
+) -> Result<Option<(UnixNanos, Event)>, FrameError> {
     let side = |buyer_maker: bool| if buyer_maker { Side::Sell } else { Side::Buy };
-    match kind(frame) {
+    match kind {
         Kind::Trade => {
             let m: TradeMsg = parse(frame, "trade")?;
             let t = Trade::new(
@@ -236,7 +591,7 @@ pub fn normalise(
                 num("q", m.qty)?,
                 side(m.buyer_maker),
             )?;
-            Ok(Some((m.time * NANOS_PER_MILLI, Event::Trade(t))))
+            Ok(Some((ms("T", m.time)?, Event::Trade(t))))
         }
         Kind::AggTrade => {
             let m: AggTradeMsg = parse(frame, "aggTrade")?;
@@ -247,7 +602,7 @@ pub fn normalise(
                 num("q", m.qty)?,
                 side(m.buyer_maker),
             )?;
-            Ok(Some((m.time * NANOS_PER_MILLI, Event::Trade(t))))
+            Ok(Some((ms("T", m.time)?, Event::Trade(t))))
         }
         Kind::BookTicker => {
             let m: BookTickerMsg = parse(frame, "bookTicker")?;
@@ -257,7 +612,7 @@ pub fn normalise(
                 (num("a", m.ask)?, num("A", m.ask_qty)?),
                 None,
             )?;
-            let ts = m.time.or(m.event_time).unwrap_or(0) * NANOS_PER_MILLI;
+            let ts = ms("T", m.time.or(m.event_time).unwrap_or(0))?;
             Ok(Some((ts, Event::Ticker(t))))
         }
         Kind::Kline => {
@@ -273,7 +628,7 @@ pub fn normalise(
             let c = Candle::new(
                 symbols.get(m.symbol)?,
                 tf,
-                k.t * NANOS_PER_MILLI,
+                ms("t", k.t)?,
                 [
                     num("o", k.o)?,
                     num("h", k.h)?,
@@ -284,7 +639,7 @@ pub fn normalise(
                 k.n,
             )?;
             Ok(Some((
-                (k.close_time + 1) * NANOS_PER_MILLI,
+                ms("T", k.close_time.saturating_add(1))?,
                 Event::Candle(c),
             )))
         }
@@ -309,6 +664,38 @@ mod tests {
         for pad in 90..100 {
             let frame = format!("{{\"x\":\"{}é€🚀\"}}", "a".repeat(pad));
             assert!(matches!(normalise(&frame, &symbols()), Ok(None) | Err(_)));
+        }
+    }
+
+    proptest::proptest! {
+        /// Wherever the fast path answers, it answers exactly what serde does.
+        #[test]
+        fn the_fast_path_agrees_with_serde(
+            id in 0u64..u64::MAX / 2,
+            t in 0i64..4_000_000_000_000,
+            p in 0.0001f64..1e7,
+            q in 0.0f64..1e5,
+            m in proptest::bool::ANY,
+            combined in proptest::bool::ANY,
+            agg in proptest::bool::ANY,
+            spaces in proptest::bool::ANY,
+            sym in proptest::sample::select(vec!["ETHUSDT", "BTCUSDT", "XRPUSDT"]),
+        ) {
+            let sp = if spaces { " " } else { "" };
+            let (e, idk, stream) = if agg { ("aggTrade", "a", "aggTrade") } else { ("trade", "t", "trade") };
+            let data = format!(r#"{{"e":{sp}"{e}","E":1,"s":"{sym}","{idk}":{id},"p":"{p:.8}",{sp}"q":"{q:.8}","T":{t},"m":{m},"M":true}}"#);
+            let frame = if combined {
+                format!(r#"{{"stream":"{}@{stream}","data":{data}}}"#, sym.to_lowercase())
+            } else {
+                data
+            };
+            let a = format!("{:?}", normalise(&frame, &symbols()));
+            let b = format!("{:?}", normalise_slow(&frame, &symbols()));
+            proptest::prop_assert_eq!(a, b);
+            let book = format!(r#"{{"stream":"{}@bookTicker","data":{{"u":{id},"s":"{sym}","b":"{p:.8}","B":"{q:.8}","a":"{:.8}","A":"1.5","T":{t},"E":{t}}}}}"#, sym.to_lowercase(), p * 1.001);
+            let a = format!("{:?}", normalise(&book, &symbols()));
+            let b = format!("{:?}", normalise_slow(&book, &symbols()));
+            proptest::prop_assert_eq!(a, b);
         }
     }
 

@@ -266,37 +266,7 @@ impl BinanceRest {
                 2,
             )
             .await?;
-        let rows = v
-            .as_array()
-            .ok_or_else(|| venue_error("klines: the answer is not an array", false))?;
-        let now_ms = LiveClock.now() / MS;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let f = |i: usize| r.get(i).and_then(num);
-            let (Some(open_ms), Some(close_ms)) = (f(0), f(6)) else {
-                return Err(venue_error("klines: a row without times", false));
-            };
-            // The last row of a recent query is still forming.
-            if close_ms as i64 >= now_ms {
-                continue;
-            }
-            let ohlc = [f(1), f(2), f(3), f(4)];
-            let (Some(o), Some(h), Some(l), Some(c), Some(vol)) =
-                (ohlc[0], ohlc[1], ohlc[2], ohlc[3], f(5))
-            else {
-                return Err(venue_error("klines: a row with a bad number", false));
-            };
-            let trades = f(8).map_or(0, |t| t as u32);
-            out.push(Candle::new(
-                instrument,
-                tf,
-                open_ms as i64 * MS,
-                [o, h, l, c],
-                vol,
-                trades,
-            )?);
-        }
-        Ok(out)
+        klines_from_json(&v, instrument, tf, LiveClock.now())
     }
 
     /// Every closed kline of `symbol` on `tf` opening in `[start, end)`, page by page.
@@ -355,4 +325,48 @@ fn unknown(missing: &[&String]) -> SourceError {
             .collect::<Vec<_>>()
             .join(", ")
     ))
+}
+
+/// The closed candles in a `klines` answer (12-element rows, strings for decimals); rows still
+/// forming at `now` are dropped.
+pub fn klines_from_json(
+    v: &Value,
+    instrument: InstrumentId,
+    tf: Timeframe,
+    now: UnixNanos,
+) -> Result<Vec<Candle>, SourceError> {
+    let rows = v
+        .as_array()
+        .ok_or_else(|| venue_error("klines: the answer is not an array", false))?;
+    let now_ms = now / MS;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let f = |i: usize| r.get(i).and_then(num);
+        let (Some(open_ms), Some(close_ms)) = (f(0), f(6)) else {
+            return Err(venue_error("klines: a row without times", false));
+        };
+        // The last row of a recent query is still forming.
+        if close_ms as i64 >= now_ms {
+            continue;
+        }
+        let ohlc = [f(1), f(2), f(3), f(4)];
+        let (Some(o), Some(h), Some(l), Some(c), Some(vol)) =
+            (ohlc[0], ohlc[1], ohlc[2], ohlc[3], f(5))
+        else {
+            return Err(venue_error("klines: a row with a bad number", false));
+        };
+        let trades = f(8).map_or(0, |t| t as u32);
+        let open = (open_ms as i64)
+            .checked_mul(MS)
+            .ok_or_else(|| venue_error("klines: an open time out of range", false))?;
+        out.push(Candle::new(
+            instrument,
+            tf,
+            open,
+            [o, h, l, c],
+            vol,
+            trades,
+        )?);
+    }
+    Ok(out)
 }

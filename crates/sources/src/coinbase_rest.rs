@@ -186,37 +186,7 @@ impl CoinbaseRest {
                 end / S
             ))
             .await?;
-        let rows = v["candles"]
-            .as_array()
-            .ok_or_else(|| err("candles: no `candles` list in the answer", false))?;
-        let now = LiveClock.now();
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let f = |k: &str| match &r[k] {
-                Value::String(s) => s.parse::<f64>().ok(),
-                Value::Number(n) => n.as_f64(),
-                _ => None,
-            };
-            let (Some(t), Some(o), Some(h), Some(l), Some(c), Some(vol)) = (
-                f("start"),
-                f("open"),
-                f("high"),
-                f("low"),
-                f("close"),
-                f("volume"),
-            ) else {
-                return Err(err("candles: a row with a missing or bad field", false));
-            };
-            let open = t as i64 * S;
-            // Only closed bars inside the window.
-            if open < start || open >= end || open + tf.nanos() > now {
-                continue;
-            }
-            out.push(Candle::new(instrument, tf, open, [o, h, l, c], vol, 0)?);
-        }
-        out.sort_by_key(Candle::open_time);
-        out.dedup_by_key(|c| c.open_time());
-        Ok(out)
+        candles_from_json(&v, instrument, tf, (start, end), LiveClock.now())
     }
 
     /// Every closed bar of `product_id` opening in `[start, end)`, in windows of 300.
@@ -256,4 +226,47 @@ impl CoinbaseRest {
     pub async fn counts(&self) -> (u64, u64) {
         *self.stats.lock().await
     }
+}
+
+/// The closed candles opening in `[start, end)` in a `candles` answer (string fields, newest
+/// first on the wire), oldest first and once each.
+pub fn candles_from_json(
+    v: &Value,
+    instrument: InstrumentId,
+    tf: Timeframe,
+    (start, end): (UnixNanos, UnixNanos),
+    now: UnixNanos,
+) -> Result<Vec<Candle>, SourceError> {
+    let rows = v["candles"]
+        .as_array()
+        .ok_or_else(|| err("candles: no `candles` list in the answer", false))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let f = |k: &str| match &r[k] {
+            Value::String(s) => s.parse::<f64>().ok(),
+            Value::Number(n) => n.as_f64(),
+            _ => None,
+        };
+        let (Some(t), Some(o), Some(h), Some(l), Some(c), Some(vol)) = (
+            f("start"),
+            f("open"),
+            f("high"),
+            f("low"),
+            f("close"),
+            f("volume"),
+        ) else {
+            return Err(err("candles: a row with a missing or bad field", false));
+        };
+        let open = (t as i64)
+            .checked_mul(S)
+            .ok_or_else(|| err("candles: a start out of range", false))?;
+        // Only closed bars inside the window.
+        if open < start || open >= end || open.saturating_add(tf.nanos()) > now {
+            continue;
+        }
+        out.push(Candle::new(instrument, tf, open, [o, h, l, c], vol, 0)?);
+    }
+    out.sort_by_key(Candle::open_time);
+    out.dedup_by_key(|c| c.open_time());
+    Ok(out)
 }

@@ -201,6 +201,13 @@ impl CoinbaseVenue {
         })
     }
 
+    /// The venue knowing `instruments` (with their product ids) without asking Coinbase: for
+    /// tests and fuzzing of the parser.
+    pub fn knowing(mut self, instruments: &[(InstrumentId, String)]) -> Self {
+        self.products = instruments.iter().map(|(i, p)| (p.clone(), *i)).collect();
+        self
+    }
+
     /// The REST client (its request counters).
     pub fn rest(&self) -> Arc<CoinbaseRest> {
         self.rest.clone()

@@ -243,33 +243,7 @@ impl KrakenRest {
                 from / S - 1
             ))
             .await?;
-        let rows = r
-            .as_object()
-            .and_then(|o| o.iter().find(|(k, _)| *k != "last"))
-            .and_then(|(_, v)| v.as_array())
-            .ok_or_else(|| err("OHLC: no rows in the answer", false))?;
-        let mut out = Vec::with_capacity(rows.len());
-        let n = |v: &Value| match v {
-            Value::String(s) => s.parse::<f64>().ok(),
-            Value::Number(x) => x.as_f64(),
-            _ => None,
-        };
-        // The last entry is the current, uncommitted bar.
-        for row in rows.iter().take(rows.len().saturating_sub(1)) {
-            let f = |i: usize| row.get(i).and_then(n);
-            let (Some(t), Some(o), Some(h), Some(l), Some(c), Some(v)) =
-                (f(0), f(1), f(2), f(3), f(4), f(6))
-            else {
-                return Err(err("OHLC: a row with a bad number", false));
-            };
-            let open = t as i64 * S;
-            if open < from || open >= to {
-                continue;
-            }
-            let trades = f(7).map_or(0, |x| x as u32);
-            out.push(Candle::new(instrument, tf, open, [o, h, l, c], v, trades)?);
-        }
-        Ok(out)
+        ohlc_from_json(&r, instrument, tf, (from, to))
     }
 
     /// Kraken's clock (`GET /0/public/Time`).
@@ -305,18 +279,7 @@ pub type KrakenSource = LiveSource<KrakenVenue>;
 /// A Kraken live source for `cfg`, with a handle to change its subscriptions while it runs
 /// (`trade:BTC/USD`, `ticker:BTC/USD`, `ohlc:BTC/USD:1`).
 pub fn source(cfg: KrakenConfig) -> Result<(KrakenSource, LiveControl), SourceError> {
-    let problems = cfg.problems();
-    if !problems.is_empty() {
-        return Err(SourceError::Config(problems));
-    }
-    let rest = KrakenRest::new(&cfg.rest_url, cfg.requests_per_second)?;
-    Ok(LiveSource::new(KrakenVenue {
-        cfg,
-        rest,
-        symbols: HashMap::new(),
-        forming: HashMap::new(),
-        req_id: 0,
-    }))
+    Ok(LiveSource::new(KrakenVenue::new(cfg)?))
 }
 
 fn num(v: &Value, k: &'static str) -> Result<f64, String> {
@@ -329,6 +292,29 @@ fn text<'a>(v: &'a Value, k: &'static str) -> Result<&'a str, String> {
 }
 
 impl KrakenVenue {
+    /// The venue for `cfg` (checked).
+    pub fn new(cfg: KrakenConfig) -> Result<Self, SourceError> {
+        let problems = cfg.problems();
+        if !problems.is_empty() {
+            return Err(SourceError::Config(problems));
+        }
+        let rest = KrakenRest::new(&cfg.rest_url, cfg.requests_per_second)?;
+        Ok(Self {
+            cfg,
+            rest,
+            symbols: HashMap::new(),
+            forming: HashMap::new(),
+            req_id: 0,
+        })
+    }
+
+    /// The venue knowing `instruments` (with their v2 symbols) without asking Kraken: for
+    /// tests and fuzzing of the parser.
+    pub fn knowing(mut self, instruments: &[(InstrumentId, String)]) -> Self {
+        self.symbols = instruments.iter().map(|(i, s)| (s.clone(), *i)).collect();
+        self
+    }
+
     /// The REST client.
     pub fn rest(&self) -> &KrakenRest {
         &self.rest
@@ -554,6 +540,45 @@ impl Venue for KrakenVenue {
     async fn request_counts(&self) -> (u64, u64) {
         self.rest.counts().await
     }
+}
+
+/// The committed bars opening in `[from, to)` in an OHLC `result` (rows keyed by Kraken's pair
+/// name beside `last`; the last row, still forming, dropped).
+pub fn ohlc_from_json(
+    r: &Value,
+    instrument: InstrumentId,
+    tf: Timeframe,
+    (from, to): (UnixNanos, UnixNanos),
+) -> Result<Vec<Candle>, SourceError> {
+    let rows = r
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| *k != "last"))
+        .and_then(|(_, v)| v.as_array())
+        .ok_or_else(|| err("OHLC: no rows in the answer", false))?;
+    let mut out = Vec::with_capacity(rows.len());
+    let n = |v: &Value| match v {
+        Value::String(s) => s.parse::<f64>().ok(),
+        Value::Number(x) => x.as_f64(),
+        _ => None,
+    };
+    // The last entry is the current, uncommitted bar.
+    for row in rows.iter().take(rows.len().saturating_sub(1)) {
+        let f = |i: usize| row.get(i).and_then(n);
+        let (Some(t), Some(o), Some(h), Some(l), Some(c), Some(v)) =
+            (f(0), f(1), f(2), f(3), f(4), f(6))
+        else {
+            return Err(err("OHLC: a row with a bad number", false));
+        };
+        let open = (t as i64)
+            .checked_mul(S)
+            .ok_or_else(|| err("OHLC: a time out of range", false))?;
+        if open < from || open >= to {
+            continue;
+        }
+        let trades = f(7).map_or(0, |x| x as u32);
+        out.push(Candle::new(instrument, tf, open, [o, h, l, c], v, trades)?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
