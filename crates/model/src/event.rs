@@ -1,8 +1,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Alert, Candle, MarketStats, NewsItem, OnchainMetric, Opportunity, Position, Signal, SocialPost,
-    Symbol, Ticker, Trade, UnixNanos,
+    Alert, Candle, DayStats, MarketStats, NewsItem, OnchainMetric, Opportunity, Position, Signal,
+    SocialPost, Symbol, Ticker, Trade, UnixNanos,
 };
 
 /// Everything that flows through Atalaya: market data in, decisions out.
@@ -31,6 +31,8 @@ pub enum Event {
     Onchain(OnchainMetric),
     /// Market-wide statistics for an asset.
     MarketStats(MarketStats),
+    /// An instrument's rolling 24-hour statistics on its venue.
+    DayStats(DayStats),
     /// Time has advanced to `ts_event`.
     Heartbeat,
     /// An analyser's finding.
@@ -61,6 +63,8 @@ pub enum EventKind {
     Onchain,
     /// [`Event::MarketStats`]
     MarketStats,
+    /// [`Event::DayStats`]
+    DayStats,
     /// [`Event::Heartbeat`]
     Heartbeat,
     /// [`Event::Signal`]
@@ -75,7 +79,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         Self::Trade,
         Self::Candle,
         Self::Ticker,
@@ -83,6 +87,7 @@ impl EventKind {
         Self::Social,
         Self::Onchain,
         Self::MarketStats,
+        Self::DayStats,
         Self::Heartbeat,
         Self::Signal,
         Self::Opportunity,
@@ -100,6 +105,7 @@ impl EventKind {
             Self::Social => "social",
             Self::Onchain => "onchain",
             Self::MarketStats => "market_stats",
+            Self::DayStats => "day_stats",
             Self::Heartbeat => "heartbeat",
             Self::Signal => "signal",
             Self::Opportunity => "opportunity",
@@ -120,6 +126,7 @@ impl Event {
             Self::Social(_) => EventKind::Social,
             Self::Onchain(_) => EventKind::Onchain,
             Self::MarketStats(_) => EventKind::MarketStats,
+            Self::DayStats(_) => EventKind::DayStats,
             Self::Heartbeat => EventKind::Heartbeat,
             Self::Signal(_) => EventKind::Signal,
             Self::Opportunity(_) => EventKind::Opportunity,

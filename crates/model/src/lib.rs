@@ -39,7 +39,7 @@ pub use decision::{
 pub use error::ModelError;
 pub use event::{Envelope, Event, EventKind};
 pub use instrument::{InstrumentId, Symbol};
-pub use market::{Candle, MarketStats, Side, Ticker, Trade};
+pub use market::{Candle, DayStats, MarketStats, Side, Ticker, Trade};
 pub use rust_decimal::Decimal;
 pub use text::{NewsItem, OnchainMetric, SocialPlatform, SocialPost};
 pub use time::{format_utc, parse_utc};

@@ -321,6 +321,111 @@ impl Ticker {
     }
 }
 
+/// Rolling 24-hour statistics of one instrument on its venue (Binance's `24hrMiniTicker` stream
+/// and `GET /api/v3/ticker/24hr`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "DayStatsRaw")]
+pub struct DayStats {
+    instrument: InstrumentId,
+    open: f64,
+    high: f64,
+    low: f64,
+    last: f64,
+    volume: f64,
+    quote_volume: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DayStatsRaw {
+    instrument: InstrumentId,
+    open: f64,
+    high: f64,
+    low: f64,
+    last: f64,
+    volume: f64,
+    quote_volume: f64,
+}
+
+impl TryFrom<DayStatsRaw> for DayStats {
+    type Error = ModelError;
+    fn try_from(r: DayStatsRaw) -> Result<Self, Self::Error> {
+        DayStats::new(
+            r.instrument,
+            [r.open, r.high, r.low, r.last],
+            r.volume,
+            r.quote_volume,
+        )
+    }
+}
+
+impl DayStats {
+    /// Validated statistics: prices finite and positive with the low at or below every other
+    /// price and the high at or above; volumes finite and non-negative.
+    pub fn new(
+        instrument: InstrumentId,
+        [open, high, low, last]: [f64; 4],
+        volume: f64,
+        quote_volume: f64,
+    ) -> Result<Self, ModelError> {
+        const W: &str = "24h statistics";
+        for (field, v) in [("open", open), ("high", high), ("low", low), ("last", last)] {
+            positive(W, field, v)?;
+        }
+        non_negative(W, "volume", volume)?;
+        non_negative(W, "quote_volume", quote_volume)?;
+        if low > open.min(last) || high < open.max(last) {
+            return Err(ModelError::InvalidValue {
+                what: W,
+                field: "high/low",
+                value: high,
+                reason: "the range does not contain open and last",
+            });
+        }
+        Ok(Self {
+            instrument,
+            open,
+            high,
+            low,
+            last,
+            volume,
+            quote_volume,
+        })
+    }
+    /// The instrument.
+    pub fn instrument(&self) -> InstrumentId {
+        self.instrument
+    }
+    /// Price 24 hours ago.
+    pub fn open(&self) -> f64 {
+        self.open
+    }
+    /// Highest price over 24 hours.
+    pub fn high(&self) -> f64 {
+        self.high
+    }
+    /// Lowest price over 24 hours.
+    pub fn low(&self) -> f64 {
+        self.low
+    }
+    /// Last price.
+    pub fn last(&self) -> f64 {
+        self.last
+    }
+    /// Base-asset volume over 24 hours.
+    pub fn volume(&self) -> f64 {
+        self.volume
+    }
+    /// Quote-asset volume over 24 hours.
+    pub fn quote_volume(&self) -> f64 {
+        self.quote_volume
+    }
+    /// Price change over 24 hours, in percent.
+    pub fn change_pct(&self) -> f64 {
+        (self.last / self.open - 1.0) * 100.0
+    }
+}
+
 /// Market-wide statistics for one asset (the fundamental factor's input), such as
 /// CoinGecko publishes.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

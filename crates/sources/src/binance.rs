@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 
 use atalaya_model::{
-    Candle, Event, InstrumentId, ModelError, NANOS_PER_MILLI, Side, Ticker, Timeframe, Trade,
-    UnixNanos,
+    Candle, DayStats, Event, InstrumentId, ModelError, NANOS_PER_MILLI, Side, Ticker, Timeframe,
+    Trade, UnixNanos,
 };
 use serde::Deserialize;
 
@@ -78,6 +78,11 @@ impl SymbolMap {
                 many: pairs.into_iter().collect(),
             }
         }
+    }
+
+    /// The instrument of exchange symbol `s`.
+    pub fn lookup(&self, s: &str) -> Option<InstrumentId> {
+        self.get(s).ok()
     }
 
     fn get(&self, s: &str) -> Result<InstrumentId, FrameError> {
@@ -452,6 +457,20 @@ struct BookTickerMsg<'a> {
 }
 
 #[derive(Deserialize)]
+struct MiniTickerMsg<'a> {
+    #[serde(rename = "E")]
+    event_time: i64,
+    #[serde(rename = "s")]
+    symbol: &'a str,
+    c: &'a str,
+    o: &'a str,
+    h: &'a str,
+    l: &'a str,
+    v: &'a str,
+    q: &'a str,
+}
+
+#[derive(Deserialize)]
 struct KlineMsg<'a> {
     #[serde(rename = "s")]
     symbol: &'a str,
@@ -481,6 +500,7 @@ enum Kind {
     AggTrade,
     BookTicker,
     Kline,
+    MiniTicker,
     Other,
 }
 
@@ -500,6 +520,8 @@ fn kind(frame: &str) -> Kind {
                     Kind::BookTicker
                 } else if name.starts_with(b"kline_") {
                     Kind::Kline
+                } else if name.starts_with(b"miniTicker\"") {
+                    Kind::MiniTicker
                 } else {
                     Kind::Other
                 };
@@ -524,6 +546,8 @@ fn kind(frame: &str) -> Kind {
                 Kind::BookTicker
             } else if name.starts_with("kline_") {
                 Kind::Kline
+            } else if name.starts_with("miniTicker\"") {
+                Kind::MiniTicker
             } else {
                 Kind::Other
             };
@@ -536,6 +560,8 @@ fn kind(frame: &str) -> Kind {
         Kind::AggTrade
     } else if compact.contains("\"e\":\"kline\"") {
         Kind::Kline
+    } else if compact.contains("\"e\":\"24hrMiniTicker\"") {
+        Kind::MiniTicker
     } else if compact.contains("\"u\":") && compact.contains("\"b\":\"") {
         Kind::BookTicker
     } else {
@@ -643,6 +669,21 @@ fn normalise_with_serde(
                 Event::Candle(c),
             )))
         }
+        Kind::MiniTicker => {
+            let m: MiniTickerMsg = parse(frame, "24hrMiniTicker")?;
+            let d = DayStats::new(
+                symbols.get(m.symbol)?,
+                [
+                    num("o", m.o)?,
+                    num("h", m.h)?,
+                    num("l", m.l)?,
+                    num("c", m.c)?,
+                ],
+                num("v", m.v)?,
+                num("q", m.q)?,
+            )?;
+            Ok(Some((ms("E", m.event_time)?, Event::DayStats(d))))
+        }
         Kind::Other => Ok(None),
     }
 }
@@ -719,6 +760,23 @@ mod tests {
             (c.timeframe(), c.high(), c.trades()),
             (Timeframe::M1, 0.0025, 100)
         );
+    }
+
+    #[test]
+    fn documented_mini_ticker() {
+        let f = r#"{"stream":"btcusdt@miniTicker","data":{"e":"24hrMiniTicker","E":1672515782136,"s":"BTCUSDT","c":"0.0025","o":"0.0010","h":"0.0025","l":"0.0010","v":"10000","q":"18"}}"#;
+        let (ts, ev) = normalise(f, &symbols()).unwrap().unwrap();
+        assert_eq!(ts, 1_672_515_782_136 * NANOS_PER_MILLI);
+        let Event::DayStats(d) = ev else { panic!() };
+        assert_eq!((d.last(), d.quote_volume()), (0.0025, 18.0));
+        assert!((d.change_pct() - 150.0).abs() < 1e-9);
+        let raw = r#"{"e":"24hrMiniTicker","E":1,"s":"ETHUSDT","c":"2","o":"1","h":"3","l":"0.5","v":"1","q":"2"}"#;
+        assert!(matches!(
+            normalise(raw, &symbols()),
+            Ok(Some((_, Event::DayStats(_))))
+        ));
+        let crossed = raw.replace(r#""h":"3""#, r#""h":"1.5""#);
+        assert!(normalise(&crossed, &symbols()).is_err());
     }
 
     #[test]

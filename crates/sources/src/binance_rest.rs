@@ -305,6 +305,61 @@ impl BinanceRest {
         Ok((sent, received, t * MS))
     }
 
+    /// Rolling 24-hour statistics of `symbols` (`GET /api/v3/ticker/24hr?type=MINI`, weight 2
+    /// per call of up to 20 symbols), each with its close time.
+    pub async fn ticker_24h(
+        &self,
+        symbols: &[String],
+        map: &crate::binance::SymbolMap,
+    ) -> Result<Vec<(UnixNanos, atalaya_model::DayStats)>, SourceError> {
+        let mut out = Vec::new();
+        for chunk in symbols.chunks(20) {
+            let list = serde_json::to_string(chunk).unwrap_or_default();
+            let q: String = list
+                .bytes()
+                .map(|b| match b {
+                    b'[' => "%5B".to_owned(),
+                    b']' => "%5D".to_owned(),
+                    b'"' => "%22".to_owned(),
+                    b => (b as char).to_string(),
+                })
+                .collect();
+            let v = self
+                .get(&format!("/api/v3/ticker/24hr?type=MINI&symbols={q}"), 2)
+                .await?;
+            let rows = v
+                .as_array()
+                .ok_or_else(|| venue_error("ticker/24hr: the answer is not an array", false))?;
+            for r in rows {
+                let f = |k: &str| num(&r[k]);
+                let (Some(sym), Some(o), Some(h), Some(l), Some(c), Some(vol), Some(qv), Some(t)) = (
+                    r["symbol"].as_str(),
+                    f("openPrice"),
+                    f("highPrice"),
+                    f("lowPrice"),
+                    f("lastPrice"),
+                    f("volume"),
+                    f("quoteVolume"),
+                    r["closeTime"].as_i64(),
+                ) else {
+                    return Err(venue_error(
+                        "ticker/24hr: a row with a missing field",
+                        false,
+                    ));
+                };
+                let inst = map
+                    .lookup(sym)
+                    .ok_or_else(|| venue_error(format!("ticker/24hr: unknown {sym}"), false))?;
+                let d = atalaya_model::DayStats::new(inst, [o, h, l, c], vol, qv)?;
+                let ts = t
+                    .checked_mul(MS)
+                    .ok_or_else(|| venue_error("ticker/24hr: a time out of range", false))?;
+                out.push((ts, d));
+            }
+        }
+        Ok(out)
+    }
+
     /// The base URL.
     pub fn base_url(&self) -> &str {
         &self.base

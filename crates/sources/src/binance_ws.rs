@@ -50,6 +50,9 @@ pub struct BinanceConfig {
     pub trades: TradeStream,
     /// Subscribe to best bid and offer (`bookTicker`).
     pub book_ticker: bool,
+    /// Subscribe to the rolling 24-hour statistics (`miniTicker`), fetched over REST
+    /// (`ticker/24hr`) at every connect too.
+    pub mini_ticker: bool,
     /// A subscribed stream silent this long is dead and is reconnected.
     pub stale_after_secs: u64,
     /// Renew the connection after this long (Binance closes connections at 24 hours).
@@ -70,6 +73,7 @@ impl Default for BinanceConfig {
             timeframes: vec![Timeframe::M1],
             trades: TradeStream::AggTrade,
             book_ticker: true,
+            mini_ticker: true,
             stale_after_secs: 30,
             reconnect_after_secs: 23 * 3600 + 30 * 60,
             trade_hold_ms: 100,
@@ -91,8 +95,15 @@ impl BinanceConfig {
                 ));
             }
         }
-        if self.timeframes.is_empty() && self.trades == TradeStream::None && !self.book_ticker {
-            p.push("venues.binance: no stream selected (timeframes, trades, book_ticker)".into());
+        if self.timeframes.is_empty()
+            && self.trades == TradeStream::None
+            && !self.book_ticker
+            && !self.mini_ticker
+        {
+            p.push(
+                "venues.binance: no stream selected (timeframes, trades, book_ticker, mini_ticker)"
+                    .into(),
+            );
         }
         for (field, url, schemes) in [
             ("rest_url", &self.rest_url, ["http://", "https://"]),
@@ -130,6 +141,9 @@ impl BinanceConfig {
         }
         if self.book_ticker {
             out.push(format!("{s}@bookTicker"));
+        }
+        if self.mini_ticker {
+            out.push(format!("{s}@miniTicker"));
         }
         out
     }
@@ -274,6 +288,20 @@ impl Venue for BinanceVenue {
         self.rest.server_time().await
     }
 
+    async fn snapshot(&self) -> Result<Vec<(UnixNanos, Event)>, SourceError> {
+        if !self.cfg.mini_ticker {
+            return Ok(Vec::new());
+        }
+        let stats = self
+            .rest
+            .ticker_24h(&self.cfg.symbols, &self.symbols)
+            .await?;
+        Ok(stats
+            .into_iter()
+            .map(|(ts, d)| (ts, Event::DayStats(d)))
+            .collect())
+    }
+
     fn timing(&self) -> Timing {
         Timing {
             stale_after: Duration::from_secs(self.cfg.stale_after_secs),
@@ -313,7 +341,8 @@ mod tests {
                 "btcusdt@aggTrade",
                 "btcusdt@kline_1m",
                 "btcusdt@kline_1h",
-                "btcusdt@bookTicker"
+                "btcusdt@bookTicker",
+                "btcusdt@miniTicker"
             ]
         );
         assert!(c.problems().is_empty());

@@ -96,6 +96,12 @@ pub trait Venue: Send + Sync + 'static {
     /// The venue's clock: `(sent, received, server time)`.
     async fn server_time(&self) -> Result<(UnixNanos, UnixNanos, UnixNanos), SourceError>;
 
+    /// Events to publish after every connect, from REST (Binance's 24-hour statistics); none by
+    /// default. A failure is logged and counted, not fatal.
+    async fn snapshot(&self) -> Result<Vec<(UnixNanos, Event)>, SourceError> {
+        Ok(Vec::new())
+    }
+
     /// Timing settings.
     fn timing(&self) -> Timing;
 
@@ -466,6 +472,17 @@ impl<V: Venue> Source for LiveSource<V> {
                             Err(SourceError::Bus(e)) => return Err(SourceError::Bus(e)),
                             Err(e) => End::Lost(format!("backfill failed: {e}")),
                             Ok(()) => {
+                                match self.venue.snapshot().await {
+                                    Ok(events) => {
+                                        for (ts, ev) in events {
+                                            state.publish(&ctx, ts, ev).await?;
+                                        }
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(venue = name, error = %e, "snapshot over REST failed");
+                                        ctx.health.record_error(format!("snapshot: {e}"));
+                                    }
+                                }
                                 ctx.health.set_state(SourceState::Running);
                                 self.session(&ctx, &mut state, &mut ws, &mut subs, timing)
                                     .await?

@@ -1,4 +1,4 @@
-//! Binance's recorded and documented payloads (../shared/data, via ATALAYA_DATA_DIR).
+//! Binance's and Coinbase's recorded and documented payloads (../shared/data, via ATALAYA_DATA_DIR).
 
 #![allow(clippy::unwrap_used)] // Test helpers panic on failure by design.
 
@@ -80,5 +80,66 @@ fn recorded_binance_payloads_normalise() {
         )
         .unwrap()
         .is_none()
+    );
+}
+
+#[test]
+fn recorded_coinbase_payloads_parse() {
+    use atalaya_sources::coinbase_ws::{CoinbaseConfig, CoinbaseVenue};
+    use atalaya_sources::live::Venue;
+    let Some(data) = atalaya_testkit::data_dir("recorded_coinbase_payloads_parse") else {
+        return;
+    };
+    let dir = data.join("exchange_payloads_nautilus_lgpl3/coinbase_advanced_trade");
+    let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
+    let btc: atalaya_model::InstrumentId = "coinbase:BTC/USD".parse().unwrap();
+    let eth: atalaya_model::InstrumentId = "coinbase:ETH/USD".parse().unwrap();
+    let mut v = CoinbaseVenue::new(CoinbaseConfig::default())
+        .unwrap()
+        .knowing(&[(btc, "BTC-USD".into()), (eth, "ETH-USD".into())]);
+    let mut out = Vec::new();
+    // Each file is a separate recording with its own sequence numbers: a connection each.
+    let parse = |v: &mut CoinbaseVenue, f: &str, out: &mut Vec<_>| {
+        let _ = v.on_connect(&[]);
+        v.parse(&read(f), out)
+    };
+    parse(&mut v, "ws_market_trades.json", &mut out).unwrap();
+    assert_eq!(out.len(), 2, "{out:?}");
+    let Event::Trade(t) = out[0].1 else { panic!() };
+    assert_eq!(
+        (t.id(), t.price(), t.side()),
+        (995_098_700, 68_900.5, Side::Buy)
+    );
+    out.clear();
+    parse(&mut v, "ws_ticker.json", &mut out).unwrap();
+    let Event::Ticker(k) = out[0].1 else { panic!() };
+    assert_eq!(
+        (k.bid(), k.ask(), k.last()),
+        (68_900.0, 68_901.0, Some(68_900.5))
+    );
+    out.clear();
+    // Heartbeats and subscriptions carry no event; a candle is held until the next bucket.
+    for f in [
+        "ws_heartbeats.json",
+        "ws_subscriptions.json",
+        "ws_candles.json",
+    ] {
+        parse(&mut v, f, &mut out).unwrap();
+    }
+    assert!(out.is_empty(), "{out:?}");
+    // The REST candles answer.
+    let body: serde_json::Value = serde_json::from_str(&read("http_candles.json")).unwrap();
+    let c = atalaya_sources::coinbase_rest::candles_from_json(
+        &body,
+        btc,
+        Timeframe::H1,
+        (i64::MIN, i64::MAX),
+        i64::MAX,
+    )
+    .unwrap();
+    assert!(!c.is_empty());
+    assert!(
+        c.windows(2).all(|w| w[0].open_time() < w[1].open_time()),
+        "oldest first"
     );
 }

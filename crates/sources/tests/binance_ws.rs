@@ -146,6 +146,7 @@ async fn every_fault_leaves_no_gap_and_no_duplicate() {
     let mut run = start(src);
     let mut candles = Vec::new();
     let mut trades = Vec::new();
+    let mut day_stats = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut asked_429 = false;
     while candles.len() < 100 && Instant::now() < deadline {
@@ -163,6 +164,7 @@ async fn every_fault_leaves_no_gap_and_no_duplicate() {
                 }
             }
             Event::Trade(t) => trades.push((env.ts_event, t.id())),
+            Event::DayStats(_) => day_stats += 1,
             _ => {}
         }
     }
@@ -217,7 +219,16 @@ async fn every_fault_leaves_no_gap_and_no_duplicate() {
         fake.client_frames()
     );
     let conns = fake.connections();
-    assert!(conns[0] == "btcusdt@trade/btcusdt@kline_1m", "{conns:?}");
+    assert!(
+        conns[0] == "btcusdt@trade/btcusdt@kline_1m/btcusdt@miniTicker",
+        "{conns:?}"
+    );
+    // The 24-hour statistics come over REST at every connect.
+    assert!(
+        day_stats as usize >= conns.len(),
+        "{day_stats} for {} connections",
+        conns.len()
+    );
     assert!(
         conns.last().unwrap().contains("btcusdt@bookTicker"),
         "{conns:?}"
@@ -225,6 +236,7 @@ async fn every_fault_leaves_no_gap_and_no_duplicate() {
     // Backfills after the drop, the hole and the silence; the 429 was met and waited out.
     let reqs = fake.requests();
     let backfills = reqs.iter().filter(|r| r.starts_with("klines")).count();
+    assert!(reqs.iter().any(|r| r.starts_with("ticker24hr")), "{reqs:?}");
     assert!(backfills >= 3, "{reqs:?}");
     assert_eq!(rest.counts().await.1, 1, "one refusal");
     let times = fake.request_times();

@@ -150,7 +150,7 @@ fn scripted(inner: &Shared) -> Option<Response> {
 
 fn record(inner: &Shared, what: String) {
     if let Ok(mut g) = inner.lock() {
-        let w = if what.starts_with("klines") {
+        let w = if what.starts_with("klines") || what.starts_with("ticker24hr") {
             2
         } else if what.starts_with("time") {
             1
@@ -180,6 +180,51 @@ async fn time(State(inner): State<Shared>) -> Response {
         StatusCode::OK,
         json!({"serverTime": now_ms() + shift}),
     )
+}
+
+/// `GET /api/v3/ticker/24hr?type=MINI&symbols=[…]`: rolling statistics over the last 1,440
+/// closed bars of each listing.
+async fn ticker_24h(
+    State(inner): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    record(&inner, format!("ticker24hr {q:?}"));
+    if let Some(r) = scripted(&inner) {
+        return r;
+    }
+    let wanted: Vec<String> = q
+        .get("symbols")
+        .and_then(|l| serde_json::from_str(l).ok())
+        .or_else(|| q.get("symbol").map(|s| vec![s.clone()]))
+        .unwrap_or_default();
+    let (listings, closed) = inner
+        .lock()
+        .map(|g| (g.listings.clone(), g.closed.clone()))
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    for s in &wanted {
+        let Some(l) = listings.get(s) else {
+            return invalid_symbol(&inner);
+        };
+        let n = closed
+            .get(s)
+            .copied()
+            .unwrap_or(l.bars.len())
+            .min(l.bars.len());
+        let bars = &l.bars[n.saturating_sub(1440)..n];
+        let (Some(first), Some(last)) = (bars.first(), bars.last()) else {
+            continue;
+        };
+        let high = bars.iter().map(|b| b.2).fold(f64::MIN, f64::max);
+        let low = bars.iter().map(|b| b.3).fold(f64::MAX, f64::min);
+        let vol: f64 = bars.iter().map(|b| b.5).sum();
+        let quote: f64 = bars.iter().map(|b| b.5 * b.4).sum();
+        rows.push(json!({"symbol": s, "openPrice": format!("{:.8}", first.1), "highPrice": format!("{high:.8}"),
+            "lowPrice": format!("{low:.8}"), "lastPrice": format!("{:.8}", last.4), "volume": format!("{vol:.8}"),
+            "quoteVolume": format!("{quote:.8}"), "openTime": first.0, "closeTime": last.0 + l.step_ms - 1,
+            "firstId": 1, "lastId": 2, "count": 2}));
+    }
+    with_weight(&inner, 2, StatusCode::OK, Value::Array(rows))
 }
 
 async fn stream(
@@ -412,6 +457,7 @@ impl FakeBinance {
             .route("/api/v3/exchangeInfo", get(exchange_info))
             .route("/api/v3/klines", get(klines))
             .route("/api/v3/time", get(time))
+            .route("/api/v3/ticker/24hr", get(ticker_24h))
             .route("/stream", get(stream))
             .with_state(inner.clone());
         let server = Served::start(app).await?;
