@@ -58,6 +58,8 @@ pub struct AppConfig {
     pub venues: VenuesConfig,
     /// CoinGecko market statistics (`live.sources = ["sim", "coingecko"]`).
     pub coingecko: atalaya_sources::coingecko::CoinGeckoConfig,
+    /// RSS and Atom news feeds (`live.sources = ["news"]`).
+    pub news: atalaya_sources::news::NewsConfig,
 }
 
 /// Exchange endpoints.
@@ -105,6 +107,8 @@ pub enum LiveSource {
     Coinbase,
     /// Kraken Spot live: WebSocket v2 with REST OHLC backfill (`[venues.kraken]`).
     Kraken,
+    /// RSS and Atom news feeds with conditional GET (`[news]`).
+    News,
 }
 
 /// Bus settings.
@@ -762,6 +766,7 @@ pub fn load(
         .into_iter()
         .chain(config.venues.coinbase.problems())
         .chain(config.venues.kraken.problems())
+        .chain(config.news.problems())
     {
         let path = message.split(':').next().unwrap_or("venues").to_owned();
         problems.push(Problem {

@@ -682,6 +682,16 @@ pub async fn run(
             source.resuming(resume_points(&store, &venue_series, "kraken").await?),
         ));
     }
+    if cfg.live.sources.contains(&LiveSource::News) {
+        tracing::info!(
+            feeds = cfg.news.feeds.len(),
+            every_s = cfg.news.poll_secs,
+            "polling news feeds"
+        );
+        sources.push(Box::new(atalaya_sources::news::NewsSource::new(
+            cfg.news.clone(),
+        )?));
+    }
     if cfg.live.sources.contains(&LiveSource::Coingecko) {
         tracing::info!(
             coins = cfg.coingecko.coins.len(),

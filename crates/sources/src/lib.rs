@@ -21,6 +21,7 @@ pub mod coinbase_ws;
 pub mod coingecko;
 pub mod kraken_ws;
 pub mod live;
+pub mod news;
 pub mod replay;
 mod rng;
 pub mod sim;

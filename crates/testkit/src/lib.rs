@@ -14,6 +14,7 @@
 
 pub mod fake_binance;
 pub mod fake_coinbase;
+pub mod fake_feed;
 pub mod fake_http;
 pub mod fake_kraken;
 
