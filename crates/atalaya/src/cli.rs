@@ -58,6 +58,12 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Text sentiment: `atalaya sentiment eval --data LABELED.csv`.
+    Sentiment {
+        /// What to do.
+        #[command(subcommand)]
+        action: SentimentAction,
+    },
     /// Check or show the configuration.
     Config {
         /// check: list every problem; show: print the effective configuration.
@@ -322,6 +328,28 @@ pub enum AlertsAction {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `atalaya sentiment …`.
+#[derive(Debug, Subcommand)]
+pub enum SentimentAction {
+    /// Accuracy, macro-F1 and the confusion matrix of the lexicon model on labelled CSV
+    /// (`text,label`; labels positive/neutral/negative, bullish/bearish, or mapped with
+    /// `--labels`).
+    Eval {
+        /// The labelled CSV.
+        #[arg(long, value_name = "FILE")]
+        data: PathBuf,
+        /// Maps other label vocabularies: `0=bearish,1=bullish,2=neutral`.
+        #[arg(long, value_name = "MAP")]
+        labels: Option<String>,
+        /// Directory with VADER's `vader_lexicon.txt` (from the `vaderSentiment` package).
+        #[arg(long, value_name = "DIR", env = "ATALAYA_LEXICON_DIR")]
+        lexicon: Option<PathBuf>,
+        /// Directory with FinVADER's `sentibignomics.tsv` and `henry_2008.tsv`.
+        #[arg(long, value_name = "DIR", env = "ATALAYA_FINANCE_LEXICON_DIR")]
+        finance: Option<PathBuf>,
     },
 }
 

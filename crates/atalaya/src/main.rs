@@ -224,6 +224,45 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             print!("{}", atalaya::bench::ta(&file, runs)?);
         }
+        Command::Sentiment {
+            action:
+                atalaya::cli::SentimentAction::Eval {
+                    data,
+                    labels,
+                    lexicon,
+                    finance,
+                },
+        } => {
+            use atalaya_ml::eval::{LabelMap, Report, read_labelled};
+            use atalaya_ml::sentiment::LexiconModel;
+            let map = match labels.as_deref().map(LabelMap::parse).transpose() {
+                Ok(m) => m.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("error: --labels: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let model = match &lexicon {
+                Some(dir) => LexiconModel::load(dir, finance.as_deref())?,
+                None => {
+                    eprintln!(
+                        "warning: no --lexicon directory (VADER's vader_lexicon.txt): scoring with the crypto-slang lexicon alone"
+                    );
+                    LexiconModel::crypto_only()
+                }
+            };
+            let rows = read_labelled(&data, &map)?;
+            let p = &model.provenance;
+            println!(
+                "{} texts; lexicon: {} VADER, {} finance, {} crypto-slang entries",
+                rows.len(),
+                p.vader,
+                p.finance,
+                p.crypto
+            );
+            let report = Report::of(rows.iter().map(|(t, y)| (*y, model.score(t).polarity())));
+            print!("{}", report.render());
+        }
         Command::Patterns(a) => {
             let parsed: Result<Vec<usize>, _> = a
                 .horizons

@@ -319,3 +319,41 @@ fn alerts_list_shows_what_a_run_stored() {
         .unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("alerts stored"));
 }
+
+#[test]
+fn sentiment_eval_reports_accuracy_f1_and_the_confusion_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("labelled.csv");
+    std::fs::write(
+        &data,
+        "text,label\nBitcoin to the moon,bullish\n\"Exchange hacked, funds drained\",bearish\nThe meeting is on Tuesday,neutral\nETF inflows surge,positive\n",
+    )
+    .unwrap();
+    let out = bin()
+        .env_remove("ATALAYA_LEXICON_DIR")
+        .args(["sentiment", "eval", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("4 texts"), "{stdout}");
+    assert!(
+        stdout.contains("accuracy 1.0000   macro-F1 1.0000"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("crypto-slang lexicon alone"));
+    // A label outside the vocabulary names the line and the way out.
+    std::fs::write(&data, "text,label\nup,1\n").unwrap();
+    let out = bin()
+        .args(["sentiment", "eval", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("labelled.csv:2"));
+}

@@ -1,0 +1,34 @@
+//! Atalaya's text analysis.
+//!
+//! * [`sentiment`]: a lexicon model with VADER's rules (Hutto & Gilbert, 2014) over VADER's
+//!   lexicon, FinVADER's finance lexicons and a crypto-slang lexicon this project owns;
+//! * [`eval`]: accuracy, macro-F1 and the confusion matrix on labelled CSV (`text,label`).
+//!
+//! Synchronous and allocation-light: one headline is scored in a few microseconds.
+
+pub mod eval;
+pub mod sentiment;
+
+/// Text-analysis failures.
+#[derive(Debug, thiserror::Error)]
+pub enum MlError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of a lexicon or data file is malformed.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// What was wrong.
+        message: String,
+    },
+}
