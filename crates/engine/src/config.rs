@@ -27,6 +27,40 @@ pub struct EngineConfig {
     /// Trading rules evaluated on every closed bar of the decision timeframes; a hit is a
     /// `rule.<name>` signal.
     pub rules: Vec<RuleConfig>,
+    /// The sentiment factor: how headlines are scored and aggregated per asset.
+    pub sentiment: SentimentConfig,
+}
+
+/// The sentiment factor's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SentimentConfig {
+    /// Directory with VADER's `vader_lexicon.txt`; without it the crypto-slang lexicon alone
+    /// scores text.
+    pub lexicon_dir: Option<std::path::PathBuf>,
+    /// Directory with FinVADER's `sentibignomics.tsv` and `henry_2008.tsv`.
+    pub finance_lexicon_dir: Option<std::path::PathBuf>,
+    /// Age at which an item counts half, in hours.
+    pub half_life_hours: f64,
+    /// The factor is absent when the newest item about the asset is older than this, in hours.
+    pub max_age_hours: f64,
+    /// Weight of a headline against a social post (the original plan: 0.6 and 0.4).
+    pub news_weight: f64,
+    /// Weight of a social post (before engagement).
+    pub social_weight: f64,
+}
+
+impl Default for SentimentConfig {
+    fn default() -> Self {
+        Self {
+            lexicon_dir: None,
+            finance_lexicon_dir: None,
+            half_life_hours: 6.0,
+            max_age_hours: 24.0,
+            news_weight: 0.6,
+            social_weight: 0.4,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -38,6 +72,7 @@ impl Default for EngineConfig {
             decision: DecisionConfig::default(),
             anomaly: AnomalyConfig::default(),
             rules: Vec::new(),
+            sentiment: SentimentConfig::default(),
         }
     }
 }
@@ -178,7 +213,7 @@ pub struct Weights {
     pub volatility: f64,
     /// Market statistics (needs `MarketStats` events).
     pub fundamental: f64,
-    /// News and social sentiment (needs the sentiment engine).
+    /// News and social sentiment (the per-asset index of scored headlines and posts).
     pub sentiment: f64,
     /// ML price prediction (needs the ML predictor).
     pub ml: f64,
@@ -243,6 +278,23 @@ impl EngineConfig {
         };
         if self.timeframes.is_empty() {
             bad("timeframes", "at least one timeframe is required".into());
+        }
+        let st = &self.sentiment;
+        for (path, v) in [
+            ("sentiment.half_life_hours", st.half_life_hours),
+            ("sentiment.max_age_hours", st.max_age_hours),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                bad(path, format!("must be a positive number of hours, got {v}"));
+            }
+        }
+        for (path, v) in [
+            ("sentiment.news_weight", st.news_weight),
+            ("sentiment.social_weight", st.social_weight),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                bad(path, format!("must be zero or positive, got {v}"));
+            }
         }
         let mut seen = self.timeframes.clone();
         seen.sort();

@@ -11,6 +11,7 @@ use atalaya_model::{
 };
 
 use crate::config::DecisionConfig;
+use atalaya_ml::index::{Reading, Trend};
 use atalaya_ta::volatility::Bands;
 
 /// What the indicators say about one closed bar, once every indicator is ready.
@@ -59,6 +60,9 @@ pub struct Decision {
     /// The fundamental factor, when market statistics are known: value, normalised weight
     /// and the statistics it was computed from.
     fundamental: Option<(f64, f64, MarketStats)>,
+    /// The sentiment factor, when the asset's index has a recent item: value, normalised
+    /// weight and the reading.
+    sentiment: Option<(f64, f64, Reading)>,
 }
 
 /// The fundamental factor from market statistics: the 7-day and 24-hour changes, each
@@ -183,11 +187,14 @@ pub fn decide(
     p: Periods,
     cfg: &DecisionConfig,
     stats: Option<&MarketStats>,
+    mood: Option<&Reading>,
 ) -> Decision {
     let f = factors(s, p);
     let named = cfg.weights.named();
     let fundamental_w = if stats.is_some() { named[4].1 } else { 0.0 };
-    let available_total: f64 = named[..4].iter().map(|(_, w)| w).sum::<f64>() + fundamental_w;
+    let sentiment_w = if mood.is_some() { named[5].1 } else { 0.0 };
+    let available_total: f64 =
+        named[..4].iter().map(|(_, w)| w).sum::<f64>() + fundamental_w + sentiment_w;
     let norm = |w: f64| {
         if available_total > 0.0 {
             w / available_total
@@ -205,10 +212,15 @@ pub fn decide(
     if let Some((v, w, _)) = fundamental {
         score += v * w;
     }
+    let sentiment = mood.map(|r| (clamp1(r.value), norm(sentiment_w), r.clone()));
+    if let Some((v, w, _)) = &sentiment {
+        score += v * w;
+    }
     let score = score.clamp(-1.0, 1.0);
     let agree: f64 = (0..4)
         .map(|i| (f.values[i], weights[i]))
         .chain(fundamental.map(|(v, w, _)| (v, w)))
+        .chain(sentiment.as_ref().map(|(v, w, _)| (*v, *w)))
         .filter(|&(v, _)| v != 0.0 && v.signum() == score.signum())
         .map(|(_, w)| w)
         .sum();
@@ -235,6 +247,7 @@ pub fn decide(
         weights,
         factors: f,
         fundamental,
+        sentiment,
     }
 }
 
@@ -275,6 +288,30 @@ pub fn explain(
                             m.change_24h_pct(),
                             m.market_cap_usd(),
                             m.avg_volume_7d_usd()
+                        ),
+                    }
+                }
+                _ if let ("sentiment", Some((value, weight, r))) = (name, &d.sentiment) => {
+                    let trend = match r.trend {
+                        Trend::Improving => "improving",
+                        Trend::Declining => "declining",
+                        Trend::Stable => "stable",
+                    };
+                    let movers = r
+                        .movers
+                        .iter()
+                        .map(|(t, sc, _)| format!("\"{t}\" ({sc:+.2})"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    FactorContribution {
+                        name: name.to_owned(),
+                        available: true,
+                        value: *value,
+                        weight: *weight,
+                        contribution: value * weight,
+                        detail: format!(
+                            "index {:+.2}, {trend}, from {} items (buzz {:.1}); moved most by {movers}",
+                            r.value, r.items, r.buzz
                         ),
                     }
                 }
@@ -416,7 +453,7 @@ mod tests {
     #[test]
     fn strong_uptrend_is_a_buy_whose_contributions_add_up() {
         let cfg = DecisionConfig::default();
-        let d = decide(&snap(true), periods(), &cfg, None);
+        let d = decide(&snap(true), periods(), &cfg, None, None);
         assert!(d.score >= cfg.buy, "{d:?}");
         let factors = explain(&d, &snap(true), periods(), &cfg);
         let sum: f64 = factors.iter().map(|f| f.contribution).sum();
@@ -434,8 +471,8 @@ mod tests {
     #[test]
     fn mirror_image_is_a_sell() {
         let cfg = DecisionConfig::default();
-        let up = decide(&snap(true), periods(), &cfg, None);
-        let down = decide(&snap(false), periods(), &cfg, None);
+        let up = decide(&snap(true), periods(), &cfg, None, None);
+        let down = decide(&snap(false), periods(), &cfg, None, None);
         // Not an exact mirror: momentum is scaled by ATR over the (different) close.
         assert!(
             up.score >= cfg.buy && down.score <= cfg.sell,
@@ -452,7 +489,7 @@ mod tests {
     #[test]
     fn a_calibration_bucket_sets_confidence_return_and_horizon() {
         let mut cfg = DecisionConfig::default();
-        let raw = decide(&snap(true), periods(), &cfg, None);
+        let raw = decide(&snap(true), periods(), &cfg, None, None);
         cfg.calibration = vec![crate::CalibrationBucket {
             direction: 1,
             min_score: 0.0,
@@ -462,17 +499,24 @@ mod tests {
             horizon_bars: 7,
             samples: 300,
         }];
-        let d = decide(&snap(true), periods(), &cfg, None);
+        let d = decide(&snap(true), periods(), &cfg, None, None);
         assert_eq!(d.score, raw.score);
         assert_eq!(d.confidence, 0.42);
         let plan = plan(&d, &snap(true), key(), periods(), &cfg).unwrap();
         assert_eq!(plan.expected_return, 0.0125);
         assert_eq!(plan.horizon_ns, 7 * Timeframe::H1.nanos());
         // Sells have no bucket here: uncalibrated.
-        let down = decide(&snap(false), periods(), &cfg, None);
+        let down = decide(&snap(false), periods(), &cfg, None, None);
         assert_eq!(
             down.confidence,
-            decide(&snap(false), periods(), &DecisionConfig::default(), None).confidence
+            decide(
+                &snap(false),
+                periods(),
+                &DecisionConfig::default(),
+                None,
+                None
+            )
+            .confidence
         );
     }
 
@@ -489,7 +533,7 @@ mod tests {
         .unwrap();
         let v = fundamental_value(&m);
         assert!((v - (0.6 * 1.2f64.tanh() + 0.4 * 0.4f64.tanh())).abs() < 1e-12);
-        let with = decide(&snap(true), periods(), &cfg, Some(&m));
+        let with = decide(&snap(true), periods(), &cfg, Some(&m), None);
         let factors = explain(&with, &snap(true), periods(), &cfg);
         let f = factors.iter().find(|f| f.name == "fundamental").unwrap();
         assert!(f.available && f.value == v, "{f:?}");
@@ -509,7 +553,7 @@ mod tests {
             "sentiment and ML"
         );
         // Without statistics it is absent and its weight redistributed.
-        let without = decide(&snap(true), periods(), &cfg, None);
+        let without = decide(&snap(true), periods(), &cfg, None, None);
         let factors = explain(&without, &snap(true), periods(), &cfg);
         assert!(
             !factors
@@ -518,5 +562,33 @@ mod tests {
                 .unwrap()
                 .available
         );
+    }
+
+    #[test]
+    fn sentiment_factor_from_the_index() {
+        use atalaya_ml::index::{IndexConfig, Origin, SentimentIndex};
+        let cfg = DecisionConfig::default();
+        let mut ix = SentimentIndex::new(IndexConfig::default());
+        ix.add("BTC", 0, 0.9, Origin::News, "Bitcoin ETF approved");
+        ix.add("BTC", 10, 0.5, Origin::News, "Inflows continue");
+        let r = ix.read("BTC", 10).unwrap();
+        let with = decide(&snap(true), periods(), &cfg, None, Some(&r));
+        let factors = explain(&with, &snap(true), periods(), &cfg);
+        let f = factors.iter().find(|f| f.name == "sentiment").unwrap();
+        assert!(f.available && (f.value - r.value).abs() < 1e-12, "{f:?}");
+        assert!(
+            f.detail.contains("\"Bitcoin ETF approved\" (+0.90)"),
+            "{}",
+            f.detail
+        );
+        let wsum: f64 = factors.iter().map(|f| f.weight).sum();
+        assert!((wsum - 1.0).abs() < 1e-12);
+        let sum: f64 = factors.iter().map(|f| f.contribution).sum();
+        assert!((sum - with.score).abs() < 1e-12);
+        let mut bad = SentimentIndex::new(IndexConfig::default());
+        bad.add("BTC", 0, -0.9, Origin::News, "Exchange hacked");
+        let r = bad.read("BTC", 10).unwrap();
+        let worse = decide(&snap(true), periods(), &cfg, None, Some(&r));
+        assert!(worse.score < with.score, "bad news weighs the score down");
     }
 }

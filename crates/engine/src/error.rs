@@ -9,6 +9,9 @@ pub enum EngineError {
     /// A domain value was rejected.
     #[error(transparent)]
     Model(#[from] atalaya_model::ModelError),
+    /// A sentiment lexicon could not be loaded.
+    #[error("sentiment lexicon: {0}")]
+    Lexicon(#[from] atalaya_ml::MlError),
 }
 
 fn list(issues: &[ConfigIssue]) -> String {

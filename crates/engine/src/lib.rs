@@ -24,7 +24,7 @@ pub mod rules;
 
 pub use config::{
     AnomalyConfig, CalibrationBucket, ConfigIssue, DecisionConfig, EngineConfig, IndicatorConfig,
-    Weights,
+    SentimentConfig, Weights,
 };
 pub use error::EngineError;
 pub use pipeline::{Pipeline, PipelineStats};

@@ -242,6 +242,10 @@ pub struct Pipeline {
     stats: PipelineStats,
     /// The latest market statistics per asset, with their event time.
     market_stats: HashMap<atalaya_model::Symbol, (atalaya_model::MarketStats, UnixNanos)>,
+    /// Scores headlines and posts.
+    sentiment_model: atalaya_ml::sentiment::LexiconModel,
+    /// The per-asset sentiment index.
+    sentiment: atalaya_ml::index::SentimentIndex,
     source: Symbol,
     now: UnixNanos,
 }
@@ -254,6 +258,13 @@ impl Pipeline {
             return Err(EngineError::Config(issues));
         }
         let (rules, specs) = cfg.compile_rules().map_err(EngineError::Config)?;
+        let sentiment_model = match &cfg.sentiment.lexicon_dir {
+            Some(dir) => atalaya_ml::sentiment::LexiconModel::load(
+                dir,
+                cfg.sentiment.finance_lexicon_dir.as_deref(),
+            )?,
+            None => atalaya_ml::sentiment::LexiconModel::crypto_only(),
+        };
         let mut rule_offsets = Vec::with_capacity(rules.len());
         let mut rule_state = 0;
         for r in &rules {
@@ -290,6 +301,13 @@ impl Pipeline {
             out_seq: 0,
             stats: PipelineStats::default(),
             market_stats: HashMap::new(),
+            sentiment_model,
+            sentiment: atalaya_ml::index::SentimentIndex::new(atalaya_ml::index::IndexConfig {
+                half_life_s: cfg.sentiment.half_life_hours * 3600.0,
+                max_age_s: cfg.sentiment.max_age_hours * 3600.0,
+                news_weight: cfg.sentiment.news_weight,
+                social_weight: cfg.sentiment.social_weight,
+            }),
             source: Symbol::new("engine").map_err(EngineError::Model)?,
             now: UnixNanos::MIN,
             cfg,
@@ -374,6 +392,24 @@ impl Pipeline {
             // Market statistics feed the fundamental factor of the asset's instruments.
             Event::MarketStats(m) => {
                 self.market_stats.insert(m.asset(), (*m, env.ts_event));
+            }
+            // Headlines feed the sentiment index of the assets they name, at the time they
+            // became known (the envelope's event time).
+            Event::News(n) => {
+                let text = match n.summary() {
+                    Some(s) => format!("{} {s}", n.title()),
+                    None => n.title().to_owned(),
+                };
+                let score = self.sentiment_model.score(&text).compound;
+                for a in n.assets() {
+                    self.sentiment.add(
+                        a.as_str(),
+                        env.ts_event,
+                        score,
+                        atalaya_ml::index::Origin::News,
+                        n.title(),
+                    );
+                }
             }
             // Text, on-chain and derived events are consumed by later analysers.
             _ => {}
@@ -646,7 +682,14 @@ impl Pipeline {
             .get(&id.base())
             .filter(|(_, at)| *at <= close_time && close_time - *at <= STATS_MAX_AGE_NS)
             .map(|(m, _)| m);
-        let d = decide(snapshot, self.periods, &self.cfg.decision, stats);
+        let mood = self.sentiment.read(id.base().as_str(), close_time);
+        let d = decide(
+            snapshot,
+            self.periods,
+            &self.cfg.decision,
+            stats,
+            mood.as_ref(),
+        );
         let series = &mut self.series[s];
         let v = d.values();
         series.values[BAR_FIELDS.len()..BAR_FIELDS.len() + DECISION_FIELDS.len()]

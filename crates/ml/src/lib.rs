@@ -7,6 +7,7 @@
 //! Synchronous and allocation-light: one headline is scored in a few microseconds.
 
 pub mod eval;
+pub mod index;
 pub mod sentiment;
 
 /// Text-analysis failures.
