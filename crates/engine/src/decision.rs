@@ -310,8 +310,11 @@ pub fn explain(
                         weight: *weight,
                         contribution: value * weight,
                         detail: format!(
-                            "index {:+.2}, {trend}, from {} items (buzz {:.1}); moved most by {movers}",
-                            r.value, r.items, r.buzz
+                            "index {:+.2}, {trend}, from {} item{} (buzz {:.1}); moved most by {movers}",
+                            r.value,
+                            r.items,
+                            if r.items == 1 { "" } else { "s" },
+                            r.buzz
                         ),
                     }
                 }
