@@ -188,16 +188,7 @@ impl BinanceRest {
 
     /// Describes `symbols`; fails naming every symbol Binance does not know.
     pub async fn exchange_info(&self, symbols: &[String]) -> Result<Vec<SymbolInfo>, SourceError> {
-        let list = serde_json::to_string(symbols).unwrap_or_default();
-        let q: String = list
-            .bytes()
-            .map(|b| match b {
-                b'[' => "%5B".to_owned(),
-                b']' => "%5D".to_owned(),
-                b'"' => "%22".to_owned(),
-                b => (b as char).to_string(),
-            })
-            .collect();
+        let q = symbols_param(symbols);
         match self
             .get(&format!("/api/v3/exchangeInfo?symbols={q}"), 20)
             .await
@@ -314,16 +305,7 @@ impl BinanceRest {
     ) -> Result<Vec<(UnixNanos, atalaya_model::DayStats)>, SourceError> {
         let mut out = Vec::new();
         for chunk in symbols.chunks(20) {
-            let list = serde_json::to_string(chunk).unwrap_or_default();
-            let q: String = list
-                .bytes()
-                .map(|b| match b {
-                    b'[' => "%5B".to_owned(),
-                    b']' => "%5D".to_owned(),
-                    b'"' => "%22".to_owned(),
-                    b => (b as char).to_string(),
-                })
-                .collect();
+            let q = symbols_param(chunk);
             let v = self
                 .get(&format!("/api/v3/ticker/24hr?type=MINI&symbols={q}"), 2)
                 .await?;
@@ -369,6 +351,20 @@ impl BinanceRest {
     pub async fn counts(&self) -> (u64, u64) {
         *self.stats.lock().await
     }
+}
+
+/// A `symbols` parameter: the JSON array, URL-encoded (`%5B%22BTCUSDT%22,%22ETHUSDT%22%5D`).
+fn symbols_param(symbols: &[String]) -> String {
+    serde_json::to_string(symbols)
+        .unwrap_or_default()
+        .bytes()
+        .map(|b| match b {
+            b'[' => "%5B".to_owned(),
+            b']' => "%5D".to_owned(),
+            b'"' => "%22".to_owned(),
+            b => (b as char).to_string(),
+        })
+        .collect()
 }
 
 fn unknown(missing: &[&String]) -> SourceError {

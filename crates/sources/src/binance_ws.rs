@@ -105,25 +105,12 @@ impl BinanceConfig {
                     .into(),
             );
         }
-        for (field, url, schemes) in [
-            ("rest_url", &self.rest_url, ["http://", "https://"]),
-            ("ws_url", &self.ws_url, ["ws://", "wss://"]),
-        ] {
-            if !schemes.iter().any(|s| url.starts_with(s)) {
-                p.push(format!(
-                    "venues.binance.{field}: {url:?} must start with {} or {}",
-                    schemes[0], schemes[1]
-                ));
-            }
-        }
-        if self.stale_after_secs == 0 {
-            p.push("venues.binance.stale_after_secs: must be at least 1".into());
-        }
-        if self.reconnect_after_secs == 0 || self.reconnect_after_secs > 24 * 3600 {
-            p.push(
-                "venues.binance.reconnect_after_secs: between 1 and 86400 (Binance's limit)".into(),
-            );
-        }
+        p.extend(crate::live::common_problems(
+            "binance",
+            (&self.rest_url, &self.ws_url),
+            self.stale_after_secs,
+            self.reconnect_after_secs,
+        ));
         p
     }
 

@@ -92,23 +92,12 @@ impl CoinbaseConfig {
                 ));
             }
         }
-        for (field, url, schemes) in [
-            ("rest_url", &self.rest_url, ["http://", "https://"]),
-            ("ws_url", &self.ws_url, ["ws://", "wss://"]),
-        ] {
-            if !schemes.iter().any(|s| url.starts_with(s)) {
-                p.push(format!(
-                    "venues.coinbase.{field}: {url:?} must start with {} or {}",
-                    schemes[0], schemes[1]
-                ));
-            }
-        }
-        if self.stale_after_secs == 0 {
-            p.push("venues.coinbase.stale_after_secs: must be at least 1".into());
-        }
-        if self.reconnect_after_secs == 0 {
-            p.push("venues.coinbase.reconnect_after_secs: must be at least 1".into());
-        }
+        p.extend(crate::live::common_problems(
+            "coinbase",
+            (&self.rest_url, &self.ws_url),
+            self.stale_after_secs,
+            self.reconnect_after_secs,
+        ));
         if self.requests_per_second == 0 {
             p.push("venues.coinbase.requests_per_second: must be at least 1".into());
         }

@@ -104,23 +104,12 @@ impl KrakenConfig {
                 ));
             }
         }
-        for (field, url, schemes) in [
-            ("rest_url", &self.rest_url, ["http://", "https://"]),
-            ("ws_url", &self.ws_url, ["ws://", "wss://"]),
-        ] {
-            if !schemes.iter().any(|s| url.starts_with(s)) {
-                p.push(format!(
-                    "venues.kraken.{field}: {url:?} must start with {} or {}",
-                    schemes[0], schemes[1]
-                ));
-            }
-        }
-        if self.stale_after_secs == 0 || self.reconnect_after_secs == 0 {
-            p.push(
-                "venues.kraken: stale_after_secs and reconnect_after_secs must be at least 1"
-                    .into(),
-            );
-        }
+        p.extend(crate::live::common_problems(
+            "kraken",
+            (&self.rest_url, &self.ws_url),
+            self.stale_after_secs,
+            self.reconnect_after_secs,
+        ));
         if self.requests_per_second == 0 {
             p.push("venues.kraken.requests_per_second: must be at least 1".into());
         }

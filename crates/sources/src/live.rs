@@ -49,6 +49,39 @@ pub struct Timing {
     pub trade_hold: Duration,
 }
 
+/// The settings every venue shares, checked once: REST and WebSocket URL schemes, and the
+/// stale and renewal times (at least a second; at most Binance's 24 hours for the renewal).
+pub fn common_problems(
+    venue: &str,
+    (rest_url, ws_url): (&str, &str),
+    stale_after_secs: u64,
+    reconnect_after_secs: u64,
+) -> Vec<String> {
+    let mut p = Vec::new();
+    for (field, url, schemes) in [
+        ("rest_url", rest_url, ["http://", "https://"]),
+        ("ws_url", ws_url, ["ws://", "wss://"]),
+    ] {
+        if !schemes.iter().any(|s| url.starts_with(s)) {
+            p.push(format!(
+                "venues.{venue}.{field}: {url:?} must start with {} or {}",
+                schemes[0], schemes[1]
+            ));
+        }
+    }
+    if stale_after_secs == 0 {
+        p.push(format!(
+            "venues.{venue}.stale_after_secs: must be at least 1"
+        ));
+    }
+    if reconnect_after_secs == 0 || reconnect_after_secs > 24 * 3600 {
+        p.push(format!(
+            "venues.{venue}.reconnect_after_secs: between 1 and 86400 (24 hours)"
+        ));
+    }
+    p
+}
+
 /// One venue's protocol: REST for validation, backfill and server time; the WebSocket URL,
 /// subscription messages and frame parser. Its state (a symbol map, candles still forming)
 /// lives in the value; [`LiveSource`] owns it.
