@@ -60,6 +60,8 @@ pub struct AppConfig {
     pub coingecko: atalaya_sources::coingecko::CoinGeckoConfig,
     /// RSS and Atom news feeds (`live.sources = ["news"]`).
     pub news: atalaya_sources::news::NewsConfig,
+    /// Reddit listings (`live.sources = ["reddit"]`).
+    pub reddit: atalaya_sources::reddit::RedditConfig,
 }
 
 /// Exchange endpoints.
@@ -109,6 +111,8 @@ pub enum LiveSource {
     Kraken,
     /// RSS and Atom news feeds with conditional GET (`[news]`).
     News,
+    /// Reddit hot and new listings (`[reddit]`).
+    Reddit,
 }
 
 /// Bus settings.
@@ -767,6 +771,7 @@ pub fn load(
         .chain(config.venues.coinbase.problems())
         .chain(config.venues.kraken.problems())
         .chain(config.news.problems())
+        .chain(config.reddit.problems())
     {
         let path = message.split(':').next().unwrap_or("venues").to_owned();
         problems.push(Problem {

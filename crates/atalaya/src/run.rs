@@ -692,6 +692,12 @@ pub async fn run(
             cfg.news.clone(),
         )?));
     }
+    if cfg.live.sources.contains(&LiveSource::Reddit) {
+        tracing::info!(subreddits = ?cfg.reddit.subreddits, "polling Reddit");
+        sources.push(Box::new(atalaya_sources::reddit::RedditSource::new(
+            cfg.reddit.clone(),
+        )?));
+    }
     if cfg.live.sources.contains(&LiveSource::Coingecko) {
         tracing::info!(
             coins = cfg.coingecko.coins.len(),

@@ -393,6 +393,28 @@ impl Pipeline {
             Event::MarketStats(m) => {
                 self.market_stats.insert(m.asset(), (*m, env.ts_event));
             }
+            // Posts feed it too, weighted by their engagement.
+            Event::Social(post) => {
+                let score = self.sentiment_model.score(post.text()).compound;
+                let (likes, reposts, replies, _) = post.engagement();
+                let title: String = post
+                    .text()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(120)
+                    .collect();
+                for a in post.assets() {
+                    self.sentiment.add(
+                        a.as_str(),
+                        env.ts_event,
+                        score,
+                        atalaya_ml::index::Origin::Social(likes, reposts, replies),
+                        &title,
+                    );
+                }
+            }
             // Headlines feed the sentiment index of the assets they name, at the time they
             // became known (the envelope's event time).
             Event::News(n) => {

@@ -144,6 +144,7 @@ pub struct SocialPost {
     reposts: u64,
     replies: u64,
     score: i64,
+    assets: Vec<Symbol>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +165,8 @@ struct SocialPostRaw {
     replies: u64,
     #[serde(default)]
     score: i64,
+    #[serde(default)]
+    assets: Vec<Symbol>,
 }
 
 impl TryFrom<SocialPostRaw> for SocialPost {
@@ -175,6 +178,7 @@ impl TryFrom<SocialPostRaw> for SocialPost {
         p.reposts = r.reposts;
         p.replies = r.replies;
         p.score = r.score;
+        p.assets = r.assets;
         Ok(p)
     }
 }
@@ -202,7 +206,22 @@ impl SocialPost {
             reposts: 0,
             replies: 0,
             score: 0,
+            assets: Vec::new(),
         })
+    }
+    /// Sets the link to the post.
+    pub fn with_url(mut self, url: Option<String>) -> Self {
+        self.url = url;
+        self
+    }
+    /// Sets the assets the post is about.
+    pub fn with_assets(mut self, assets: Vec<Symbol>) -> Self {
+        self.assets = assets;
+        self
+    }
+    /// The assets the post is about.
+    pub fn assets(&self) -> &[Symbol] {
+        &self.assets
     }
     /// Sets the engagement counts: likes, reposts (retweets), replies (comments) and score
     /// (Reddit's net votes).

@@ -22,6 +22,7 @@ pub mod coingecko;
 pub mod kraken_ws;
 pub mod live;
 pub mod news;
+pub mod reddit;
 pub mod replay;
 mod rng;
 pub mod sim;

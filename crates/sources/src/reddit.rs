@@ -1,0 +1,319 @@
+//! Reddit posts from subreddit listings (`hot` and `new`, public JSON): `live.sources =
+//! ["reddit"]`.
+//!
+//! Unauthenticated clients get 10 requests a minute, so the poller spaces its calls at least
+//! six seconds apart (one [`RateLimiter`] for the whole source), sends a descriptive
+//! User-Agent as Reddit asks, honours `X-Ratelimit-Remaining`/`X-Ratelimit-Reset` and 429s, and
+//! skips stickied posts. Posts are de-duplicated by fullname (`t3_…`), linked to assets with the
+//! news [`Linker`](crate::news::Linker), and published as [`SocialPost`]s with their score and
+//! comment count (for engagement weighting), stamped with the time they became known.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use atalaya_bus::Topic;
+use atalaya_bus::health::SourceState;
+use atalaya_model::{
+    Clock, Envelope, Event, LiveClock, SocialPlatform, SocialPost, Symbol, UnixNanos,
+};
+use atalaya_net::RateLimiter;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::news::Linker;
+use crate::{Source, SourceContext, SourceError};
+
+const S: i64 = 1_000_000_000;
+
+/// Subreddits and polling.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedditConfig {
+    /// Base URL (`https://www.reddit.com`, or a test server).
+    pub base_url: String,
+    /// Subreddits (the original plan's four by default).
+    pub subreddits: Vec<String>,
+    /// Listings to read per subreddit: `hot`, `new`.
+    pub listings: Vec<String>,
+    /// Seconds between rounds over every listing.
+    pub poll_secs: u64,
+    /// Requests allowed per minute (Reddit: 10 without OAuth).
+    pub requests_per_minute: u32,
+    /// Names that mean an asset (as `[news].aliases`).
+    pub aliases: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Default for RedditConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://www.reddit.com".into(),
+            subreddits: ["cryptocurrency", "bitcoin", "ethereum", "cryptomarkets"]
+                .map(String::from)
+                .to_vec(),
+            listings: vec!["hot".into(), "new".into()],
+            poll_secs: 300,
+            requests_per_minute: 10,
+            aliases: crate::news::NewsConfig::default().aliases,
+        }
+    }
+}
+
+impl RedditConfig {
+    /// Problems with the settings, each with its field.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.subreddits.is_empty() {
+            p.push("reddit.subreddits: at least one subreddit is needed".to_owned());
+        }
+        for s in &self.subreddits {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                p.push(format!("reddit.subreddits: {s:?} is not a subreddit name"));
+            }
+        }
+        for l in &self.listings {
+            if l != "hot" && l != "new" {
+                p.push(format!("reddit.listings: {l:?} (use hot or new)"));
+            }
+        }
+        if self.requests_per_minute == 0 || self.requests_per_minute > 100 {
+            p.push("reddit.requests_per_minute: between 1 and 100 (Reddit's limits)".into());
+        }
+        if self.poll_secs < 10 {
+            p.push("reddit.poll_secs: at least 10".into());
+        }
+        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
+            p.push(format!(
+                "reddit.base_url: {:?} is not an http(s) URL",
+                self.base_url
+            ));
+        }
+        p
+    }
+}
+
+/// Parses a listing answer into posts (stickied ones skipped), linked by `linker`.
+pub fn parse_listing(v: &Value, linker: &Linker) -> Result<Vec<SocialPost>, SourceError> {
+    let children = v["data"]["children"]
+        .as_array()
+        .ok_or_else(|| SourceError::Venue {
+            venue: "reddit",
+            message: "listing: no data.children".into(),
+            transient: true,
+        })?;
+    let mut out = Vec::new();
+    for c in children {
+        let d = &c["data"];
+        if c["kind"] != "t3" || d["stickied"].as_bool() == Some(true) {
+            continue;
+        }
+        let (Some(name), Some(title)) = (d["name"].as_str(), d["title"].as_str()) else {
+            continue;
+        };
+        let body = d["selftext"].as_str().unwrap_or("");
+        let text = if body.is_empty() {
+            title.to_owned()
+        } else {
+            format!("{title}\n{body}")
+        };
+        let created = d["created_utc"]
+            .as_f64()
+            .filter(|t| t.is_finite() && *t >= 0.0 && *t < 1e11)
+            .map_or(0, |t| (t * 1e9) as i64);
+        let Ok(post) = SocialPost::new(
+            SocialPlatform::Reddit,
+            name,
+            d["author"].as_str().unwrap_or("[deleted]"),
+            text.clone(),
+            created,
+        ) else {
+            continue;
+        };
+        let score = d["score"].as_i64().unwrap_or(0);
+        let comments = d["num_comments"].as_u64().unwrap_or(0);
+        let url = d["permalink"]
+            .as_str()
+            .map(|p| format!("https://www.reddit.com{p}"));
+        out.push(
+            post.with_engagement(u64::try_from(score.max(0)).unwrap_or(0), 0, comments, score)
+                .with_url(url)
+                .with_assets(linker.link(&text)),
+        );
+    }
+    Ok(out)
+}
+
+/// The Reddit source.
+#[derive(Debug)]
+pub struct RedditSource {
+    cfg: RedditConfig,
+}
+
+impl RedditSource {
+    /// A source for `cfg` (checked).
+    pub fn new(cfg: RedditConfig) -> Result<Self, SourceError> {
+        let p = cfg.problems();
+        if !p.is_empty() {
+            return Err(SourceError::Config(p));
+        }
+        Ok(Self { cfg })
+    }
+}
+
+#[async_trait]
+impl Source for RedditSource {
+    fn name(&self) -> &str {
+        "reddit"
+    }
+
+    async fn run(self: Box<Self>, ctx: SourceContext) -> Result<(), SourceError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // Reddit asks for `<platform>:<app ID>:<version> (by /u/<user>)`.
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .user_agent(concat!(
+                "rust:atalaya:v",
+                env!("CARGO_PKG_VERSION"),
+                " (market-sentiment agent; +https://github.com/atalaya-agent/atalaya)"
+            ))
+            .build()
+            .map_err(|e| SourceError::Venue {
+                venue: "reddit",
+                message: format!("cannot build the HTTP client: {e}"),
+                transient: false,
+            })?;
+        let linker = Linker::new(&self.cfg.aliases);
+        // Evenly spaced: `requests_per_minute` per minute means one per 60/n seconds.
+        let spacing_ns = 60 * S / i64::from(self.cfg.requests_per_minute.max(1));
+        let mut limiter = RateLimiter::new(1, spacing_ns);
+        let src = Symbol::new("reddit").map_err(SourceError::Model)?;
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut order: VecDeque<String> = VecDeque::new();
+        let mut seq = 0u64;
+        ctx.health.set_state(SourceState::Running);
+        let base = self.cfg.base_url.trim_end_matches('/').to_owned();
+        'outer: loop {
+            for sub in &self.cfg.subreddits {
+                for listing in &self.cfg.listings {
+                    // Wait for the limiter (spacing, a 429's pause).
+                    loop {
+                        let now = LiveClock.now();
+                        match limiter.acquire(1, now) {
+                            Ok(()) => break,
+                            Err(w) => {
+                                let d = Duration::from_nanos((w.until() - now).max(1) as u64);
+                                tokio::select! {
+                                    () = tokio::time::sleep(d) => {}
+                                    () = ctx.cancel.cancelled() => break 'outer,
+                                }
+                            }
+                        }
+                    }
+                    let url = format!("{base}/r/{sub}/{listing}.json?limit=100&raw_json=1");
+                    let res = match client.get(&url).send().await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let msg =
+                                format!("r/{sub}/{listing}: unreachable: {}", crate::describe(e));
+                            tracing::warn!(error = %msg, "Reddit poll failed");
+                            ctx.health.record_error(msg);
+                            continue;
+                        }
+                    };
+                    let now = LiveClock.now();
+                    let header = |k: &str| {
+                        res.headers()
+                            .get(k)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<f64>().ok())
+                    };
+                    let (remaining, reset) =
+                        (header("x-ratelimit-remaining"), header("x-ratelimit-reset"));
+                    let status = res.status().as_u16();
+                    if status == 429 || remaining.is_some_and(|r| r < 1.0) {
+                        let wait = reset
+                            .or(header("retry-after"))
+                            .unwrap_or(60.0)
+                            .clamp(1.0, 600.0);
+                        tracing::warn!(status, wait_s = wait, "Reddit rate limit: pausing");
+                        limiter.too_many_requests(wait.ceil() as u64, now);
+                        if status == 429 {
+                            ctx.health
+                                .record_error(format!("r/{sub}/{listing}: HTTP 429"));
+                            continue;
+                        }
+                    }
+                    if !res.status().is_success() {
+                        ctx.health
+                            .record_error(format!("r/{sub}/{listing}: HTTP {status}"));
+                        continue;
+                    }
+                    let posts = match res.json::<Value>().await {
+                        Ok(v) => parse_listing(&v, &linker),
+                        Err(e) => Err(SourceError::Venue {
+                            venue: "reddit",
+                            message: format!("unreadable answer: {}", crate::describe(e)),
+                            transient: true,
+                        }),
+                    };
+                    let posts = match posts {
+                        Ok(p) => p,
+                        Err(e) => {
+                            ctx.health.record_error(format!("r/{sub}/{listing}: {e}"));
+                            continue;
+                        }
+                    };
+                    let known: UnixNanos = LiveClock.now();
+                    let mut n = 0;
+                    for p in posts {
+                        if !seen.insert(p.id().to_owned()) {
+                            continue;
+                        }
+                        order.push_back(p.id().to_owned());
+                        if order.len() > 50_000
+                            && let Some(old) = order.pop_front()
+                        {
+                            seen.remove(&old);
+                        }
+                        seq += 1;
+                        let env = Envelope::new(seq, known, known, src, Event::Social(Box::new(p)));
+                        ctx.bus.publish(Topic::Inbound, env).await?;
+                        n += 1;
+                    }
+                    if n > 0 {
+                        ctx.health.record_events(n, known);
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(self.cfg.poll_secs)) => {}
+                () = ctx.cancel.cancelled() => break,
+            }
+        }
+        ctx.health.set_state(SourceState::Finished);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_listing() {
+        let v: Value = serde_json::from_str(r#"{"kind":"Listing","data":{"after":"t3_1gxyz9","before":null,"dist":2,"modhash":"","geo_filter":"",
+ "children":[{"kind":"t3","data":{"id":"1gxyz9","name":"t3_1gxyz9","subreddit":"CryptoCurrency","title":"Bitcoin breaks out, ETH follows","selftext":"to the moon","author":"someone","created_utc":1795514400.0,"score":412,"ups":412,"upvote_ratio":0.93,"num_comments":87,"permalink":"/r/CryptoCurrency/comments/1gxyz9/x/","url":"https://x","domain":"self.CryptoCurrency","is_self":true,"over_18":false,"stickied":false}},
+ {"kind":"t3","data":{"id":"s","name":"t3_s","title":"Daily discussion","stickied":true}}]}}"#).unwrap();
+        let l = Linker::new(&RedditConfig::default().aliases);
+        let posts = parse_listing(&v, &l).unwrap();
+        assert_eq!(posts.len(), 1, "the stickied post is skipped");
+        let p = &posts[0];
+        assert_eq!((p.id(), p.author()), ("t3_1gxyz9", "someone"));
+        assert_eq!(p.engagement(), (412, 0, 87, 412));
+        assert_eq!(p.created_at(), 1_795_514_400 * S);
+        let a: Vec<&str> = p.assets().iter().map(|s| s.as_str()).collect();
+        assert_eq!(a, ["BTC", "ETH"]);
+        assert!(p.url().unwrap().starts_with("https://www.reddit.com/r/"));
+        assert!(parse_listing(&serde_json::json!({"error": 404}), &l).is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! The Reddit collector against a fake server with the documented listing shape: posts once
+//! each (across subreddits and polls), stickied ones skipped, engagement kept, assets linked, a
+//! descriptive User-Agent, a 429 waited out and counted.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use atalaya_model::Event;
+use atalaya_sources::reddit::{RedditConfig, RedditSource};
+use atalaya_testkit::fake_http::{Canned, FakeHttp};
+use serde_json::json;
+
+mod common;
+use common::start;
+
+fn listing() -> serde_json::Value {
+    json!({"kind": "Listing", "data": {"after": null, "before": null, "dist": 3, "modhash": "", "geo_filter": "",
+    "children": [
+        {"kind": "t3", "data": {"id": "a1", "name": "t3_a1", "subreddit": "CryptoCurrency",
+            "title": "Solana outage halts the network again", "selftext": "", "author": "x",
+            "created_utc": 1795514400.0, "score": 950, "ups": 950, "num_comments": 310,
+            "permalink": "/r/CryptoCurrency/comments/a1/x/", "stickied": false}},
+        {"kind": "t3", "data": {"id": "a2", "name": "t3_a2", "title": "Bitcoin to the moon", "selftext": "hodl",
+            "author": "y", "created_utc": 1795514500.0, "score": 12, "num_comments": 3,
+            "permalink": "/r/Bitcoin/comments/a2/y/", "stickied": false}},
+        {"kind": "t3", "data": {"id": "s", "name": "t3_s", "title": "Daily Discussion", "stickied": true,
+            "author": "AutoModerator", "created_utc": 1795514000.0}}
+    ]}})
+}
+
+#[tokio::test]
+async fn reddit_posts_once_each_with_engagement_and_a_429_waited_out() {
+    let server = FakeHttp::start(Canned::json(200, listing())).await.unwrap();
+    let mut limited = Canned::json(429, json!({"message": "Too Many Requests", "error": 429}));
+    limited.headers.push(("retry-after".into(), "1".into()));
+    server.push(limited);
+    let cfg = RedditConfig {
+        base_url: server.url(),
+        subreddits: vec!["cryptocurrency".into(), "bitcoin".into()],
+        listings: vec!["hot".into(), "new".into()],
+        requests_per_minute: 100,
+        poll_secs: 10,
+        ..RedditConfig::default()
+    };
+    let mut run = start(RedditSource::new(cfg).unwrap());
+    let mut posts = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline && server.requests().len() < 4 {
+        if let Ok(Some(env)) =
+            tokio::time::timeout(Duration::from_millis(200), run.sub.recv()).await
+            && let Event::Social(p) = env.payload
+        {
+            posts.push(*p);
+        }
+    }
+    while let Ok(Some(env)) = tokio::time::timeout(Duration::from_millis(300), run.sub.recv()).await
+    {
+        if let Event::Social(p) = env.payload {
+            posts.push(*p);
+        }
+    }
+    let status = run.health.sources()[0].clone();
+    run.cancel.cancel();
+    run.task.await.unwrap().unwrap();
+    let ids: Vec<&str> = posts.iter().map(|p| p.id()).collect();
+    assert_eq!(ids, ["t3_a1", "t3_a2"], "once each, stickied skipped");
+    assert_eq!(posts[0].engagement(), (950, 0, 310, 950));
+    assert_eq!(posts[0].assets()[0].as_str(), "SOL");
+    assert_eq!(posts[1].assets()[0].as_str(), "BTC");
+    assert!(status.errors >= 1, "the 429 is counted: {status:?}");
+    let reqs = server.requests();
+    assert!(reqs.len() >= 4, "{reqs:?}");
+    assert!(
+        reqs[0]
+            .path
+            .starts_with("/r/cryptocurrency/hot.json?limit=100")
+    );
+    let ua = reqs[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k == "user-agent")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    assert!(ua.starts_with("rust:atalaya:v"), "{ua}");
+}
