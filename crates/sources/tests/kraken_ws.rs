@@ -91,7 +91,9 @@ async fn kraken_faults_leave_no_gap_and_no_duplicate() {
         symbol: "BTC/USD".into(),
         closed: 65,
     });
-    steps.push(KrStep::Silence(Duration::from_secs(4)));
+    // Longer than the 5 s pause a rate-limit answer costs (it may fall just before), so the
+    // silence is still seen.
+    steps.push(KrStep::Silence(Duration::from_secs(9)));
     steps.extend((65..n).map(ohlc));
     fake.play(steps);
     let cfg = KrakenConfig {
