@@ -259,6 +259,17 @@ async fn restore(
         }
     }
     bars.sort_by_key(|(t, k, _)| (*t, *k));
+    // A crash can store some instruments' bars of the last minute and not the others: replay
+    // only up to the last close every stored instrument reached, so the restart regenerates
+    // that minute whole and in the same order as an uninterrupted run.
+    let mut last_close: std::collections::HashMap<usize, UnixNanos> =
+        std::collections::HashMap::new();
+    for (_, k, c) in &bars {
+        last_close.insert(*k, c.close_time());
+    }
+    if let Some(complete) = last_close.values().min().copied() {
+        bars.retain(|(_, _, c)| c.close_time() <= complete);
+    }
     let src = Symbol::new("restore")?;
     let mut until = UnixNanos::MIN;
     // A crash can cut a bar off from its opportunity and alert (they may fall in two writer
