@@ -504,6 +504,23 @@ enum Kind {
     Other,
 }
 
+/// The kind named by a stream name after its `@` (`trade"`, `kline_1m"`, …).
+fn stream_kind(name: &[u8]) -> Kind {
+    if name.starts_with(b"trade\"") {
+        Kind::Trade
+    } else if name.starts_with(b"aggTrade\"") {
+        Kind::AggTrade
+    } else if name.starts_with(b"bookTicker\"") {
+        Kind::BookTicker
+    } else if name.starts_with(b"kline_") {
+        Kind::Kline
+    } else if name.starts_with(b"miniTicker\"") {
+        Kind::MiniTicker
+    } else {
+        Kind::Other
+    }
+}
+
 /// Reads the kind from the stream name or the `"e"` field without parsing the frame.
 fn kind(frame: &str) -> Kind {
     if let Some(rest) = frame.strip_prefix("{\"stream\":\"") {
@@ -511,20 +528,7 @@ fn kind(frame: &str) -> Kind {
         if let Some(at) = b.iter().take(64).position(|c| *c == b'@' || *c == b'"') {
             let name = &b[at..];
             if name.first() == Some(&b'@') {
-                let name = &name[1..];
-                return if name.starts_with(b"trade\"") {
-                    Kind::Trade
-                } else if name.starts_with(b"aggTrade\"") {
-                    Kind::AggTrade
-                } else if name.starts_with(b"bookTicker\"") {
-                    Kind::BookTicker
-                } else if name.starts_with(b"kline_") {
-                    Kind::Kline
-                } else if name.starts_with(b"miniTicker\"") {
-                    Kind::MiniTicker
-                } else {
-                    Kind::Other
-                };
+                return stream_kind(&name[1..]);
             }
         }
     }
@@ -537,20 +541,7 @@ fn kind(frame: &str) -> Kind {
     if let Some(i) = head.find("\"stream\"") {
         let rest = &head[i..];
         if let Some(at) = rest.find('@') {
-            let name = &rest[at + 1..];
-            return if name.starts_with("trade\"") {
-                Kind::Trade
-            } else if name.starts_with("aggTrade\"") {
-                Kind::AggTrade
-            } else if name.starts_with("bookTicker\"") {
-                Kind::BookTicker
-            } else if name.starts_with("kline_") {
-                Kind::Kline
-            } else if name.starts_with("miniTicker\"") {
-                Kind::MiniTicker
-            } else {
-                Kind::Other
-            };
+            return stream_kind(&rest.as_bytes()[at + 1..]);
         }
     }
     let compact: String = head.chars().filter(|c| !c.is_whitespace()).collect();

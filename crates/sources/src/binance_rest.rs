@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use atalaya_model::{Candle, Clock, InstrumentId, LiveClock, Timeframe, UnixNanos};
-use atalaya_net::{Backoff, RateLimiter, Wait};
+use atalaya_net::{Backoff, RateLimiter};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
@@ -94,21 +94,7 @@ impl BinanceRest {
         let mut backoff = Backoff::new(500 * MS, 60_000 * MS, 7);
         loop {
             // Wait for the limiter (weight budget, a 429's Retry-After, a 418 ban).
-            loop {
-                let now = LiveClock.now();
-                let wait = self.limiter.lock().await.acquire(weight, now);
-                match wait {
-                    Ok(()) => break,
-                    Err(w) => {
-                        let until = w.until();
-                        if let Wait::Banned { .. } = w {
-                            tracing::warn!(until = %atalaya_model::format_utc(until), "Binance ban in force: no request until it ends");
-                        }
-                        tokio::time::sleep(Duration::from_nanos((until - now).max(MS) as u64))
-                            .await;
-                    }
-                }
-            }
+            crate::take_turn(&self.limiter, weight, VENUE).await;
             self.stats.lock().await.0 += 1;
             let res = self.client.get(format!("{}{path}", self.base)).send().await;
             let res = match res {

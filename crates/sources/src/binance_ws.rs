@@ -9,7 +9,6 @@
 //! methods. Connections are renewed before Binance's 24-hour limit.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use atalaya_model::{Candle, Event, InstrumentId, Timeframe, UnixNanos};
@@ -290,11 +289,11 @@ impl Venue for BinanceVenue {
     }
 
     fn timing(&self) -> Timing {
-        Timing {
-            stale_after: Duration::from_secs(self.cfg.stale_after_secs),
-            reconnect_after: Duration::from_secs(self.cfg.reconnect_after_secs),
-            trade_hold: Duration::from_millis(self.cfg.trade_hold_ms),
-        }
+        Timing::from_settings(
+            self.cfg.stale_after_secs,
+            self.cfg.reconnect_after_secs,
+            self.cfg.trade_hold_ms,
+        )
     }
 
     async fn request_counts(&self) -> (u64, u64) {

@@ -76,17 +76,7 @@ impl CoinbaseRest {
     async fn get(&self, path: &str) -> Result<Value, SourceError> {
         let mut backoff = Backoff::new(500_000_000, 30 * S, 13);
         loop {
-            loop {
-                let now = LiveClock.now();
-                let wait = self.limiter.lock().await.acquire(1, now);
-                match wait {
-                    Ok(()) => break,
-                    Err(w) => {
-                        tokio::time::sleep(Duration::from_nanos((w.until() - now).max(1) as u64))
-                            .await;
-                    }
-                }
-            }
+            crate::take_turn(&self.limiter, 1, VENUE).await;
             self.stats.lock().await.0 += 1;
             let res = match self.client.get(format!("{}{path}", self.base)).send().await {
                 Ok(r) => r,

@@ -162,17 +162,7 @@ impl KrakenRest {
     async fn get(&self, path: &str) -> Result<Value, SourceError> {
         let mut backoff = Backoff::new(500_000_000, 30 * S, 17);
         loop {
-            loop {
-                let now = LiveClock.now();
-                let wait = self.limiter.lock().await.acquire(1, now);
-                match wait {
-                    Ok(()) => break,
-                    Err(w) => {
-                        tokio::time::sleep(Duration::from_nanos((w.until() - now).max(1) as u64))
-                            .await;
-                    }
-                }
-            }
+            crate::take_turn(&self.limiter, 1, VENUE).await;
             self.stats.lock().await.0 += 1;
             let res = self
                 .client
@@ -519,11 +509,11 @@ impl Venue for KrakenVenue {
     }
 
     fn timing(&self) -> Timing {
-        Timing {
-            stale_after: Duration::from_secs(self.cfg.stale_after_secs),
-            reconnect_after: Duration::from_secs(self.cfg.reconnect_after_secs),
-            trade_hold: Duration::from_millis(self.cfg.trade_hold_ms),
-        }
+        Timing::from_settings(
+            self.cfg.stale_after_secs,
+            self.cfg.reconnect_after_secs,
+            self.cfg.trade_hold_ms,
+        )
     }
 
     async fn request_counts(&self) -> (u64, u64) {

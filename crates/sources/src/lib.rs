@@ -88,16 +88,48 @@ pub enum SourceError {
 /// The HTTP client of the REST collectors: rustls with the ring provider, a 20-second time-out
 /// and an identifying User-Agent.
 pub(crate) fn http_client(venue: &'static str) -> Result<reqwest::Client, SourceError> {
+    http_client_as(venue, concat!("atalaya/", env!("CARGO_PKG_VERSION")))
+}
+
+/// [`http_client`] with the User-Agent a venue asks for (Reddit's `platform:app:version`).
+pub(crate) fn http_client_as(
+    venue: &'static str,
+    user_agent: &str,
+) -> Result<reqwest::Client, SourceError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(20))
-        .user_agent(concat!("atalaya/", env!("CARGO_PKG_VERSION")))
+        .user_agent(user_agent)
         .build()
         .map_err(|e| SourceError::Venue {
             venue,
             message: format!("cannot build the HTTP client: {e}"),
             transient: false,
         })
+}
+
+/// Waits until `limiter` grants `weight` (the window's budget, a 429's pause, a ban), logging
+/// a ban once per wait so the operator sees why nothing is sent.
+pub(crate) async fn take_turn(
+    limiter: &tokio::sync::Mutex<atalaya_net::RateLimiter>,
+    weight: u32,
+    venue: &'static str,
+) {
+    loop {
+        let now = atalaya_model::Clock::now(&atalaya_model::LiveClock);
+        let wait = limiter.lock().await.acquire(weight, now);
+        match wait {
+            Ok(()) => return,
+            Err(w) => {
+                let until = w.until();
+                if let atalaya_net::Wait::Banned { .. } = w {
+                    tracing::warn!(venue, until = %atalaya_model::format_utc(until), "IP ban in force: no request until it ends");
+                }
+                let ns = (until - now).max(1);
+                tokio::time::sleep(std::time::Duration::from_nanos(ns as u64)).await;
+            }
+        }
+    }
 }
 
 /// A request error without its URL (which may carry keys in the query), with its causes

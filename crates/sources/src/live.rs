@@ -49,6 +49,22 @@ pub struct Timing {
     pub trade_hold: Duration,
 }
 
+impl Timing {
+    /// From the settings every venue has: `stale_after_secs`, `reconnect_after_secs`,
+    /// `trade_hold_ms`.
+    pub fn from_settings(
+        stale_after_secs: u64,
+        reconnect_after_secs: u64,
+        trade_hold_ms: u64,
+    ) -> Self {
+        Self {
+            stale_after: Duration::from_secs(stale_after_secs),
+            reconnect_after: Duration::from_secs(reconnect_after_secs),
+            trade_hold: Duration::from_millis(trade_hold_ms),
+        }
+    }
+}
+
 /// The settings every venue shares, checked once: REST and WebSocket URL schemes, and the
 /// stale and renewal times (at least a second; at most Binance's 24 hours for the renewal).
 pub fn common_problems(

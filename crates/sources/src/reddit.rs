@@ -167,21 +167,15 @@ impl Source for RedditSource {
     }
 
     async fn run(self: Box<Self>, ctx: SourceContext) -> Result<(), SourceError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         // Reddit asks for `<platform>:<app ID>:<version> (by /u/<user>)`.
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .user_agent(concat!(
+        let client = crate::http_client_as(
+            "reddit",
+            concat!(
                 "rust:atalaya:v",
                 env!("CARGO_PKG_VERSION"),
                 " (market-sentiment agent; +https://github.com/atalaya-agent/atalaya)"
-            ))
-            .build()
-            .map_err(|e| SourceError::Venue {
-                venue: "reddit",
-                message: format!("cannot build the HTTP client: {e}"),
-                transient: false,
-            })?;
+            ),
+        )?;
         let linker = Linker::new(&self.cfg.aliases);
         // Evenly spaced: `requests_per_minute` per minute means one per 60/n seconds.
         let spacing_ns = 60 * S / i64::from(self.cfg.requests_per_minute.max(1));
