@@ -23,7 +23,7 @@ pub fn ta(file: &Path, runs: usize) -> anyhow::Result<String> {
         .iter()
         .map(|c| Bar::new(c.open(), c.high(), c.low(), c.close(), c.volume()))
         .collect();
-    let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
+    let input = reference::Inputs::from_bars(&bars);
     let n = bars.len();
     if n == 0 {
         anyhow::bail!("{} has no valid bars", file.display());
@@ -42,7 +42,7 @@ pub fn ta(file: &Path, runs: usize) -> anyhow::Result<String> {
         (t[t.len() / 2], t[0])
     };
     let (b_med, b_min) = time(&mut || {
-        reference::run_batch(&bars, &closes, &mut out);
+        reference::run_batch(&input, &mut out);
         out.rsi[n - 1] + out.ema[n - 1]
     });
     let (s_med, s_min) = time(&mut || reference::run_streaming(&bars));

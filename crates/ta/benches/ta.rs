@@ -37,15 +37,35 @@ fn bars() -> Vec<Bar> {
 
 fn bench(c: &mut Criterion) {
     let bars = bars();
-    let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
+    let input = reference::Inputs::from_bars(&bars);
     let mut g = c.benchmark_group("ta");
     g.throughput(Throughput::Elements(bars.len() as u64));
     g.sample_size(10);
     let mut out = reference::Outputs::default();
     g.bench_function("batch_rsi14_ema20_macd_bb20_atr14", |b| {
         b.iter(|| {
-            reference::run_batch(&bars, &closes, &mut out);
+            reference::run_batch(&input, &mut out);
             black_box(out.rsi.len())
+        })
+    });
+    // Each kernel alone, to see where the set's time goes.
+    let c = &input.close;
+    let mut col = Vec::new();
+    g.bench_function("batch_rsi14", |b| {
+        b.iter(|| atalaya_ta::momentum::Rsi::new(14).batch_into(c, &mut col))
+    });
+    g.bench_function("batch_ema20", |b| {
+        b.iter(|| atalaya_ta::ma::Ema::new(20).batch_into(c, &mut col))
+    });
+    g.bench_function("batch_macd", |b| {
+        b.iter(|| atalaya_ta::momentum::Macd::new(12, 26, 9).batch_columns(c, &mut out.macd))
+    });
+    g.bench_function("batch_bbands20", |b| {
+        b.iter(|| atalaya_ta::volatility::Bbands::new(20, 2.0).batch_columns(c, &mut out.bands))
+    });
+    g.bench_function("batch_atr14", |b| {
+        b.iter(|| {
+            atalaya_ta::volatility::Atr::new(14).batch_hlc(&input.high, &input.low, c, &mut col)
         })
     });
     g.bench_function("streaming_all_five_per_bar", |b| {

@@ -7,8 +7,8 @@ use crate::{Indicator, Ring};
 #[derive(Clone, Debug)]
 pub struct Sma {
     period: usize,
-    ring: Ring,
-    sum: f64,
+    pub(crate) ring: Ring,
+    pub(crate) sum: f64,
 }
 
 impl Sma {
@@ -88,6 +88,46 @@ impl Ema {
     pub fn value(&self) -> Option<f64> {
         (self.seen >= self.period).then_some(self.value)
     }
+
+    /// [`crate::batch_f64`] for the EMA as one tight loop: the same arithmetic as
+    /// [`Indicator::update`] (so the same bits), without the per-bar warm-up test or `Option`.
+    /// Continues from the current state and leaves the indicator where streaming would.
+    pub fn batch_into(&mut self, input: &[f64], out: &mut Vec<f64>) {
+        out.clear();
+        self.extend_into(input, out);
+    }
+
+    /// [`Ema::batch_into`] appending to `out` (for input that arrives in blocks).
+    pub fn extend_into(&mut self, input: &[f64], out: &mut Vec<f64>) {
+        out.reserve(input.len());
+        let warm = crate::warm_up(
+            self,
+            input,
+            |o| out.push(o.unwrap_or(f64::NAN)),
+            |e| e.seen >= e.period,
+        );
+        let (k, mut v) = (self.k, self.value);
+        let rest = &input[warm..];
+        if self.fused {
+            v = ema_fused_steps(rest, k, v, out);
+        } else {
+            out.extend(rest.iter().map(|&x| {
+                v = ((x - v) * k) + v;
+                v
+            }));
+        }
+        self.value = v;
+    }
+
+    /// The smoothing factor and the current value, for the kernels of indicators built on
+    /// EMAs (MACD); `None` during the warm-up.
+    pub(crate) fn steady(&self) -> Option<(f64, f64)> {
+        (self.seen >= self.period).then_some((self.k, self.value))
+    }
+
+    pub(crate) fn set_value(&mut self, v: f64) {
+        self.value = v;
+    }
 }
 
 impl Indicator for Ema {
@@ -118,6 +158,18 @@ impl Indicator for Ema {
 
     fn lookback(&self) -> usize {
         self.period - 1
+    }
+}
+
+crate::fma_kernel! {
+    /// The fused EMA step `e = fma(x − e, k, e)` over `input` from `v`; returns the last value.
+    fn ema_fused_steps(input: &[f64], k: f64, v: f64, out: &mut Vec<f64>) -> f64 {
+        let mut v = v;
+        out.extend(input.iter().map(|&x| {
+            v = (x - v).mul_add(k, v);
+            v
+        }));
+        v
     }
 }
 

@@ -92,6 +92,51 @@ impl Rsi {
 }
 
 impl Rsi {
+    /// [`crate::batch_f64`] for the RSI as one tight loop: the same arithmetic as
+    /// [`Indicator::update`] (so the same bits), with the gain/loss split done without a
+    /// branch (a price change's sign is a coin toss, which a branch predictor loses half the
+    /// time). Continues from the current state and leaves the indicator where streaming would.
+    pub fn batch_into(&mut self, input: &[f64], out: &mut Vec<f64>) {
+        out.clear();
+        self.extend_into(input, out);
+    }
+
+    /// [`Rsi::batch_into`] appending to `out` (for input that arrives in blocks).
+    pub fn extend_into(&mut self, input: &[f64], out: &mut Vec<f64>) {
+        out.reserve(input.len());
+        let warm = crate::warm_up(
+            self,
+            input,
+            |o| out.push(o.unwrap_or(f64::NAN)),
+            |r| r.0.seen >= r.0.period && r.0.prev.is_some(),
+        );
+        let gl = &mut self.0;
+        let Some(mut prev) = gl.prev else {
+            return;
+        };
+        debug_assert!(gl.reciprocal, "the RSI multiplies by 1/period");
+        let (m, inv) = ((gl.period - 1) as f64, gl.inv);
+        let (mut g, mut l) = (gl.gain, gl.loss);
+        out.extend(input[warm..].iter().map(|&x| {
+            let d = x - prev;
+            prev = x;
+            let neg = d < 0.0;
+            // `a + 0.0` is `a` for every `a` but −0, and both sums are ≥ +0 or NaN, so this
+            // equals update()'s `if d < 0 { loss −= d } else { gain += d }` bit for bit.
+            l = (l * m + if neg { -d } else { 0.0 }) * inv;
+            g = (g * m + if neg { 0.0 } else { d }) * inv;
+            let total = g + l;
+            if total == 0.0 {
+                0.0
+            } else {
+                100.0 * (g / total)
+            }
+        }));
+        gl.prev = Some(prev);
+        gl.gain = g;
+        gl.loss = l;
+    }
+
     /// Whether the last window had neither gains nor losses (the RSI then reads 0, as in
     /// TA-Lib, which is not the same as an oversold 0).
     pub fn is_flat(&self) -> bool {
@@ -246,6 +291,31 @@ pub struct MacdOut {
     pub hist: f64,
 }
 
+/// MACD in columns (TA-Lib's layout: `NaN` during the warm-up), the output of
+/// [`Macd::batch_columns`].
+#[derive(Clone, Debug, Default)]
+pub struct MacdColumns {
+    /// Fast EMA − slow EMA.
+    pub macd: Vec<f64>,
+    /// EMA of the line.
+    pub signal: Vec<f64>,
+    /// Line − signal.
+    pub hist: Vec<f64>,
+}
+
+impl MacdColumns {
+    /// Empties every column, keeping the capacity.
+    pub fn clear(&mut self) {
+        for v in [&mut self.macd, &mut self.signal, &mut self.hist] {
+            v.clear();
+        }
+    }
+
+    fn rows(&mut self, from: Option<usize>, n: usize) -> [&mut [f64]; 3] {
+        crate::rows3([&mut self.macd, &mut self.signal, &mut self.hist], from, n)
+    }
+}
+
 /// MACD (TA-Lib `MACD`): both EMAs start producing at bar `slow − 1`; the slow one is seeded
 /// at bar 0, the fast one by the mean of bars `slow − fast … slow − 1` (not at bar 0); the
 /// signal is the EMA of the line; all three step in TA-Lib 0.8.1's fused form. A slow
@@ -275,6 +345,60 @@ impl Macd {
             slow: Ema::fused(slow),
             signal: Ema::fused(signal),
         }
+    }
+}
+
+impl Macd {
+    /// [`crate::batch`] for MACD into columns, as one tight loop over the three fused EMA
+    /// steps: the same arithmetic as [`Indicator::update`], so the same bits. Continues from
+    /// the current state and leaves the indicator where streaming would.
+    pub fn batch_columns(&mut self, input: &[f64], out: &mut MacdColumns) {
+        self.fill(input, out.rows(Some(0), input.len()));
+    }
+
+    /// [`Macd::batch_columns`] appending to `out` (for input that arrives in blocks).
+    pub fn extend_columns(&mut self, input: &[f64], out: &mut MacdColumns) {
+        self.fill(input, out.rows(None, input.len()));
+    }
+
+    fn fill(&mut self, input: &[f64], [m, s, h]: [&mut [f64]; 3]) {
+        let mut warm = 0;
+        while warm < input.len() && self.signal.steady().is_none() {
+            let o = self.update(input[warm]);
+            m[warm] = o.map_or(f64::NAN, |o| o.macd);
+            s[warm] = o.map_or(f64::NAN, |o| o.signal);
+            h[warm] = o.map_or(f64::NAN, |o| o.hist);
+            warm += 1;
+        }
+        let (Some((kf, f)), Some((ks, sl)), Some((kg, g))) =
+            (self.fast.steady(), self.slow.steady(), self.signal.steady())
+        else {
+            return;
+        };
+        let rows = [&mut m[warm..], &mut s[warm..], &mut h[warm..]];
+        let [f, s, g] = macd_steps(&input[warm..], [kf, ks, kg], [f, sl, g], rows);
+        self.seen += input.len() - warm;
+        self.fast.set_value(f);
+        self.slow.set_value(s);
+        self.signal.set_value(g);
+    }
+}
+
+crate::fma_kernel! {
+    /// MACD's three fused EMA steps over `input` from the values `[fast, slow, signal]`;
+    /// returns the values after the last input.
+    fn macd_steps(input: &[f64], k: [f64; 3], v: [f64; 3], out: [&mut [f64]; 3]) -> [f64; 3] {
+        let ([kf, ks, kg], [mut f, mut s, mut g], [mo, so, ho]) = (k, v, out);
+        for (((&x, mo), so), ho) in input.iter().zip(mo).zip(so).zip(ho) {
+            f = (x - f).mul_add(kf, f);
+            s = (x - s).mul_add(ks, s);
+            let line = f - s;
+            g = (line - g).mul_add(kg, g);
+            *mo = line;
+            *so = g;
+            *ho = line - g;
+        }
+        [f, s, g]
     }
 }
 

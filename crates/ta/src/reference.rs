@@ -3,11 +3,34 @@
 //! exactly the same work.
 
 use crate::ma::Ema;
-use crate::momentum::{Macd, MacdOut, Rsi};
-use crate::volatility::{Atr, Bands, Bbands};
-use crate::{Bar, Indicator, batch, batch_f64};
+use crate::momentum::{Macd, MacdColumns, Rsi};
+use crate::volatility::{Atr, BandColumns, Bbands};
+use crate::{Bar, Indicator};
 
-/// Reusable output buffers of the batch run.
+/// The batch run's input: columns, as TA-Lib takes them.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Highs.
+    pub high: Vec<f64>,
+    /// Lows.
+    pub low: Vec<f64>,
+    /// Closes.
+    pub close: Vec<f64>,
+}
+
+impl Inputs {
+    /// The columns of `bars`.
+    pub fn from_bars(bars: &[Bar]) -> Self {
+        Self {
+            high: bars.iter().map(|b| b.high).collect(),
+            low: bars.iter().map(|b| b.low).collect(),
+            close: bars.iter().map(|b| b.close).collect(),
+        }
+    }
+}
+
+/// Reusable output buffers of the batch run, one `f64` column per output (`NaN` during the
+/// warm-up, as TA-Lib writes them).
 #[derive(Debug, Default)]
 pub struct Outputs {
     /// RSI(14).
@@ -15,20 +38,24 @@ pub struct Outputs {
     /// EMA(20).
     pub ema: Vec<f64>,
     /// MACD(12,26,9).
-    pub macd: Vec<Option<MacdOut>>,
+    pub macd: MacdColumns,
     /// Bollinger(20,2).
-    pub bands: Vec<Option<Bands>>,
+    pub bands: BandColumns,
     /// ATR(14).
     pub atr: Vec<f64>,
 }
 
-/// Runs the set in batch over `bars` (and their `closes`), into `out`.
-pub fn run_batch(bars: &[Bar], closes: &[f64], out: &mut Outputs) {
-    batch_f64(&mut Rsi::new(14), closes, &mut out.rsi);
-    batch_f64(&mut Ema::new(20), closes, &mut out.ema);
-    batch(&mut Macd::new(12, 26, 9), closes, &mut out.macd);
-    batch(&mut Bbands::new(20, 2.0), closes, &mut out.bands);
-    batch_f64(&mut Atr::new(14), bars, &mut out.atr);
+/// Runs the set in batch over `input`, into `out`: each indicator's batch kernel in turn.
+///
+/// Tried and dropped: feeding the five kernels a block of 4,096 rows at a time (so each block
+/// is read from the L1 cache by all five) was 20% slower than five whole passes.
+pub fn run_batch(input: &Inputs, out: &mut Outputs) {
+    let c = &input.close;
+    Rsi::new(14).batch_into(c, &mut out.rsi);
+    Ema::new(20).batch_into(c, &mut out.ema);
+    Macd::new(12, 26, 9).batch_columns(c, &mut out.macd);
+    Bbands::new(20, 2.0).batch_columns(c, &mut out.bands);
+    Atr::new(14).batch_hlc(&input.high, &input.low, c, &mut out.atr);
 }
 
 /// Updates all five on every bar, as the live pipeline would; returns a checksum so the work

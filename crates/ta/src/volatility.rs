@@ -106,6 +106,73 @@ impl Indicator for Atr {
     }
 }
 
+impl Atr {
+    /// [`crate::batch_f64`] for the ATR over columns of highs, lows and closes (the shortest
+    /// sets the length), as one tight loop: the same arithmetic as [`Indicator::update`], so
+    /// the same bits. Continues from the current state and leaves the indicator where
+    /// streaming would.
+    pub fn batch_hlc(&mut self, high: &[f64], low: &[f64], close: &[f64], out: &mut Vec<f64>) {
+        out.clear();
+        self.extend_hlc(high, low, close, out);
+    }
+
+    /// [`Atr::batch_hlc`] appending to `out` (for input that arrives in blocks).
+    pub fn extend_hlc(&mut self, high: &[f64], low: &[f64], close: &[f64], out: &mut Vec<f64>) {
+        let n = high.len().min(low.len()).min(close.len());
+        out.reserve(n);
+        let mut i = 0;
+        while i < n && (self.value.is_none() || self.tr.prev_close.is_none()) {
+            let bar = Bar::new(close[i], high[i], low[i], close[i], 0.0);
+            out.push(self.update(bar).unwrap_or(f64::NAN));
+            i += 1;
+        }
+        let (Some(atr), Some(prev)) = (self.value, self.tr.prev_close) else {
+            return;
+        };
+        let (atr, prev) = atr_steps(
+            [&high[i..n], &low[i..n], &close[i..n]],
+            [self.wb, self.wa],
+            [atr, prev],
+            out,
+        );
+        self.value = Some(atr);
+        self.tr.prev_close = Some(prev);
+    }
+}
+
+crate::fma_kernel! {
+    /// ATR's steps over columns `[high, low, close]` from `[atr, previous close]` with the
+    /// weights `[wb, wa]`; returns the ATR and the close after the last row.
+    fn atr_steps(hlc: [&[f64]; 3], w: [f64; 2], from: [f64; 2], out: &mut Vec<f64>) -> (f64, f64) {
+        let ([high, low, close], [wb, wa], [mut atr, mut prev]) = (hlc, w, from);
+        let rows = high.iter().zip(low).zip(close);
+        out.extend(rows.map(|((&h, &l), &c)| {
+            let tr = true_range(h, l, prev);
+            prev = c;
+            atr = wb.mul_add(atr, wa * tr);
+            atr
+        }));
+        (atr, prev)
+    }
+}
+
+crate::fma_kernel! {
+    /// The bands' second pass: rows hold `[variance, window sum, _]`; they become
+    /// `[upper, middle, lower]` with `middle = sum / period`, `w = √variance · k`. Nothing
+    /// here depends on the previous row, so the divisions and square roots (the slowest
+    /// instructions of the bands) run four to a vector instruction.
+    fn bands_from_sums(rows: [&mut [f64]; 3], period: f64, k: f64) -> () {
+        let [uo, mo, lo] = rows;
+        for ((u, m), l) in uo.iter_mut().zip(mo.iter_mut()).zip(lo.iter_mut()) {
+            let middle = *m / period;
+            let w = u.sqrt() * k;
+            *u = middle + w;
+            *m = middle;
+            *l = middle - w;
+        }
+    }
+}
+
 /// Normalised ATR (TA-Lib `NATR`): `(ATR / close) · 100`, 0 when the close is 0.
 /// Lookback `period`.
 #[derive(Clone, Debug)]
@@ -174,19 +241,25 @@ impl RollingVar {
     }
 
     fn reseed(&mut self) {
+        let window = self.ring.iter_oldest_first();
+        (self.shift, self.s1, self.s2) = Self::centred(window.clone(), self.inv);
+    }
+
+    /// The shift (the window's mean) and the sums of `x − shift` and `(x − shift)²` over a
+    /// window, oldest first.
+    fn centred(window: impl IntoIterator<Item = f64> + Clone, inv: f64) -> (f64, f64, f64) {
         let mut sum = 0.0;
-        for x in self.ring.iter_oldest_first() {
+        for x in window.clone() {
             sum += x;
         }
-        self.shift = sum * self.inv;
+        let shift = sum * inv;
         let (mut s1, mut s2) = (0.0, 0.0);
-        for x in self.ring.iter_oldest_first() {
-            let d = x - self.shift;
+        for x in window {
+            let d = x - shift;
             s1 += d;
             s2 += d * d;
         }
-        self.s1 = s1;
-        self.s2 = s2;
+        (shift, s1, s2)
     }
 
     #[inline]
@@ -277,6 +350,35 @@ pub struct Bands {
     pub lower: f64,
 }
 
+/// Bollinger Bands in columns (TA-Lib's layout: `NaN` during the warm-up), the output of
+/// [`Bbands::batch_columns`].
+#[derive(Clone, Debug, Default)]
+pub struct BandColumns {
+    /// Middle + k·σ.
+    pub upper: Vec<f64>,
+    /// The SMA.
+    pub middle: Vec<f64>,
+    /// Middle − k·σ.
+    pub lower: Vec<f64>,
+}
+
+impl BandColumns {
+    /// Empties every column, keeping the capacity.
+    pub fn clear(&mut self) {
+        for v in [&mut self.upper, &mut self.middle, &mut self.lower] {
+            v.clear();
+        }
+    }
+
+    fn rows(&mut self, from: Option<usize>, n: usize) -> [&mut [f64]; 3] {
+        crate::rows3(
+            [&mut self.upper, &mut self.middle, &mut self.lower],
+            from,
+            n,
+        )
+    }
+}
+
 /// Bollinger Bands (TA-Lib `BBANDS` with an SMA middle and equal widths, 0.8.1): middle =
 /// SMA, σ = population standard deviation of the same window, bands at `middle ± σ·k`.
 /// Lookback `period − 1`.
@@ -295,6 +397,87 @@ impl Bbands {
             var: RollingVar::new(period),
             k,
         }
+    }
+}
+
+impl Bbands {
+    /// [`crate::batch`] for the bands into columns, as one tight loop that reads the value
+    /// leaving the window from the input instead of a ring: the same arithmetic as
+    /// [`Indicator::update`] (re-centring included), so the same bits. Continues from the
+    /// current state and leaves the indicator where streaming would.
+    pub fn batch_columns(&mut self, input: &[f64], out: &mut BandColumns) {
+        self.fill(input, out.rows(Some(0), input.len()));
+    }
+
+    /// [`Bbands::batch_columns`] appending to `out` (for input that arrives in blocks).
+    pub fn extend_columns(&mut self, input: &[f64], out: &mut BandColumns) {
+        self.fill(input, out.rows(None, input.len()));
+    }
+
+    fn fill(&mut self, input: &[f64], [uo, mo, lo]: [&mut [f64]; 3]) {
+        let n = input.len();
+        let p = self.var.period;
+        // Until the window is full, and for its first `p` bars (so the leaving value is in
+        // `input`), update() does the work.
+        let mut i = 0;
+        while i < n && (self.var.outputs == 0 || i < p) {
+            let o = self.update(input[i]);
+            uo[i] = o.map_or(f64::NAN, |b| b.upper);
+            mo[i] = o.map_or(f64::NAN, |b| b.middle);
+            lo[i] = o.map_or(f64::NAN, |b| b.lower);
+            i += 1;
+        }
+        if i == n {
+            return;
+        }
+        let (k, pf) = (self.k, p as f64);
+        let mut sum = self.sma.sum;
+        let v = &mut self.var;
+        let (inv, mut shift, mut s1, mut s2) = (v.inv, v.shift, v.s1, v.s2);
+        let mut until = v.until_reseed;
+        let rows = input[i..].iter().zip(&input[i + 1 - p..]).enumerate();
+        let outs = uo[i..].iter_mut().zip(&mut mo[i..]);
+        for ((j, (&x, &old)), (uo, mo)) in rows.zip(outs) {
+            // Sma::update (the division is done below, for every row at once)
+            sum += x;
+            *mo = sum;
+            sum -= old;
+            // RollingVar::update
+            let d = x - shift;
+            s1 += d;
+            s2 += d * d;
+            let m = s1 * inv;
+            let mut var = s2 * inv - m * m;
+            let mut r = old - shift;
+            s1 -= r;
+            s2 -= r * r;
+            until -= 1;
+            if var < 1e-6 * (s2 * inv) || r * r > 1e6 * s2 || until == 0 {
+                until = 32 * p;
+                (shift, s1, s2) =
+                    RollingVar::centred(input[i + j + 1 - p..=i + j].iter().copied(), inv);
+                let m = s1 * inv;
+                var = s2 * inv - m * m;
+                if var < 1e-12 * (s2 * inv) {
+                    var = 0.0;
+                }
+                r = old - shift;
+                s1 -= r;
+                s2 -= r * r;
+            }
+            *uo = var;
+        }
+        bands_from_sums([&mut uo[i..], &mut mo[i..], &mut lo[i..]], pf, k);
+        v.outputs += n - i;
+        (v.shift, v.s1, v.s2, v.until_reseed) = (shift, s1, s2, until);
+        // Both rings hold the last `p` inputs, as streaming would have left them.
+        v.ring.clear();
+        self.sma.ring.clear();
+        for &x in &input[n - p..] {
+            v.ring.push(x);
+            self.sma.ring.push(x);
+        }
+        self.sma.sum = sum;
     }
 }
 

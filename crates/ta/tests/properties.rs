@@ -7,9 +7,11 @@
 use atalaya_ta::candles::{CandlePattern, Pattern};
 use atalaya_ta::custom::{Donchian, Ichimoku, Keltner, RollingVwap, SuperTrend};
 use atalaya_ta::ma::{Dema, Ema, Kama, Sma, T3, Tema, Trima, Wma};
-use atalaya_ta::momentum::{Cci, Cmo, Macd, Mom, Ppo, Roc, Rsi, Stoch, StochF, StochRsi, WillR};
+use atalaya_ta::momentum::{
+    Cci, Cmo, Macd, MacdColumns, Mom, Ppo, Roc, Rsi, Stoch, StochF, StochRsi, WillR,
+};
 use atalaya_ta::trend::{Adx, Adxr, Aroon, AroonOsc, Dx, LinRegSlope, MinusDi, PlusDi, Sar};
-use atalaya_ta::volatility::{Atr, Bbands, Natr, StdDev, TRange};
+use atalaya_ta::volatility::{Atr, BandColumns, Bbands, Natr, StdDev, TRange};
 use atalaya_ta::volume::{Ad, Adosc, Mfi, Obv};
 use atalaya_ta::{Bar, Indicator, batch};
 use proptest::prelude::*;
@@ -142,5 +144,184 @@ proptest! {
         // Any five numbers as a bar, including a high below the low.
         let bars: Vec<Bar> = raw.chunks(5).filter(|c| c.len() == 5).map(|c| Bar::new(c[0], c[1], c[2], c[3], c[4])).collect();
         all_indicators!(&bars[..], &raw[..]);
+    }
+}
+
+/// Bits of a column; every NaN counts as one (its sign and payload carry nothing, and x86
+/// picks them by operand order).
+fn col_bits(v: &[f64]) -> Vec<u64> {
+    v.iter()
+        .map(|x| if x.is_nan() { f64::NAN } else { *x }.to_bits())
+        .collect()
+}
+
+/// Bits of an `Option` column as TA-Lib lays it out (`NaN` for `None`).
+fn opt_bits<T: Copy>(v: &[Option<T>], f: impl Fn(T) -> f64) -> Vec<u64> {
+    col_bits(&v.iter().map(|o| o.map_or(f64::NAN, &f)).collect::<Vec<_>>())
+}
+
+/// A batch kernel `run(ind, input) -> columns` against streaming `update()`: over the whole
+/// input, over two halves split at `cut` (the kernel continues from its own state), and with
+/// streaming continuing after a kernel run (the kernel leaves the state streaming would).
+fn check_kernel<I, C>(
+    fresh: &I,
+    input: &[I::Input],
+    cut: usize,
+    run: impl Fn(&mut I, &[I::Input]) -> C,
+    cols: impl Fn(&C) -> Vec<Vec<u64>>,
+    out_cols: impl Fn(&[Option<I::Output>]) -> Vec<Vec<u64>>,
+) -> Result<(), TestCaseError>
+where
+    I: Indicator + Clone,
+{
+    let cut = cut.min(input.len());
+    let streamed: Vec<_> = {
+        let mut s = fresh.clone();
+        input.iter().map(|&x| s.update(x)).collect()
+    };
+    let want = out_cols(&streamed);
+    let whole = cols(&run(&mut fresh.clone(), input));
+    prop_assert_eq!(&whole, &want);
+    // Two kernel calls.
+    let mut k = fresh.clone();
+    let (a, b) = (
+        cols(&run(&mut k, &input[..cut])),
+        cols(&run(&mut k, &input[cut..])),
+    );
+    let joined: Vec<Vec<u64>> = a
+        .into_iter()
+        .zip(b)
+        .map(|(mut x, y)| {
+            x.extend(y);
+            x
+        })
+        .collect();
+    prop_assert_eq!(&joined, &want);
+    // A kernel call, then streaming.
+    let mut k = fresh.clone();
+    let a = cols(&run(&mut k, &input[..cut]));
+    let rest: Vec<_> = input[cut..].iter().map(|&x| k.update(x)).collect();
+    let joined: Vec<Vec<u64>> = a
+        .into_iter()
+        .zip(out_cols(&rest))
+        .map(|(mut x, y)| {
+            x.extend(y);
+            x
+        })
+        .collect();
+    prop_assert_eq!(&joined, &want);
+    Ok(())
+}
+
+fn check_kernels(bars: &[Bar], closes: &[f64], cut: usize) -> Result<(), TestCaseError> {
+    let one = |v: &[Option<f64>]| vec![opt_bits(v, |x| x)];
+    for ema in [Ema::new(1), Ema::new(5), Ema::fused(5)] {
+        check_kernel(
+            &ema,
+            closes,
+            cut,
+            |e, x| {
+                let mut o = Vec::new();
+                e.batch_into(x, &mut o);
+                o
+            },
+            |o| vec![col_bits(o)],
+            one,
+        )?;
+    }
+    for p in [1, 2, 5] {
+        check_kernel(
+            &Rsi::new(p),
+            closes,
+            cut,
+            |e, x| {
+                let mut o = Vec::new();
+                e.batch_into(x, &mut o);
+                o
+            },
+            |o| vec![col_bits(o)],
+            one,
+        )?;
+    }
+    for (f, s, g) in [(5, 12, 4), (1, 1, 1), (12, 26, 9)] {
+        check_kernel(
+            &Macd::new(f, s, g),
+            closes,
+            cut,
+            |m, x| {
+                let mut o = MacdColumns::default();
+                m.batch_columns(x, &mut o);
+                o
+            },
+            |o| vec![col_bits(&o.macd), col_bits(&o.signal), col_bits(&o.hist)],
+            |v| {
+                vec![
+                    opt_bits(v, |m| m.macd),
+                    opt_bits(v, |m| m.signal),
+                    opt_bits(v, |m| m.hist),
+                ]
+            },
+        )?;
+    }
+    for p in [1, 2, 5] {
+        check_kernel(
+            &Bbands::new(p, 2.0),
+            closes,
+            cut,
+            |b, x| {
+                let mut o = BandColumns::default();
+                b.batch_columns(x, &mut o);
+                o
+            },
+            |o| vec![col_bits(&o.upper), col_bits(&o.middle), col_bits(&o.lower)],
+            |v| {
+                vec![
+                    opt_bits(v, |b| b.upper),
+                    opt_bits(v, |b| b.middle),
+                    opt_bits(v, |b| b.lower),
+                ]
+            },
+        )?;
+    }
+    for p in [1, 5] {
+        check_kernel(
+            &Atr::new(p),
+            bars,
+            cut,
+            |a, x| {
+                let (h, l, c): (Vec<f64>, Vec<f64>, Vec<f64>) = (
+                    x.iter().map(|b| b.high).collect(),
+                    x.iter().map(|b| b.low).collect(),
+                    x.iter().map(|b| b.close).collect(),
+                );
+                let mut o = Vec::new();
+                a.batch_hlc(&h, &l, &c, &mut o);
+                o
+            },
+            |o| vec![col_bits(o)],
+            one,
+        )?;
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// The batch kernels (tight loops over columns) equal streaming to the bit, including
+    /// across calls and when streaming takes over from a kernel.
+    #[test]
+    fn kernels_equal_streaming(bars in series(), cut in 0usize..300) {
+        let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
+        check_kernels(&bars, &closes, cut)?;
+    }
+
+    #[test]
+    fn kernels_equal_streaming_on_bad_numbers(raw in prop::collection::vec(
+        prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(f64::NEG_INFINITY), Just(-5.0), Just(0.0), Just(-0.0), -1e300f64..1e300, 90.0f64..110.0],
+        0..200,
+    ), cut in 0usize..60) {
+        let bars: Vec<Bar> = raw.chunks(5).filter(|c| c.len() == 5).map(|c| Bar::new(c[0], c[1], c[2], c[3], c[4])).collect();
+        check_kernels(&bars, &raw, cut)?;
     }
 }
