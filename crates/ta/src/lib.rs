@@ -68,6 +68,7 @@ pub mod anomaly;
 pub mod candles;
 pub mod chart;
 pub mod custom;
+pub mod kernel;
 pub mod ma;
 pub mod momentum;
 pub mod reference;
@@ -133,35 +134,18 @@ pub fn batch_f64<I: Indicator<Output = f64>>(ind: &mut I, input: &[I::Input], ou
     out.extend(input.iter().map(|&x| ind.update(x).unwrap_or(f64::NAN)));
 }
 
-/// Feeds `input` to `ind` through [`Indicator::update`], handing each output to `emit`,
-/// until `steady(ind)` holds, so a batch kernel can take over from a settled state; returns
-/// how many inputs were consumed.
-pub(crate) fn warm_up<I: Indicator>(
-    ind: &mut I,
-    input: &[I::Input],
-    mut emit: impl FnMut(Option<I::Output>),
-    steady: impl Fn(&I) -> bool,
-) -> usize {
-    let mut i = 0;
-    while i < input.len() && !steady(ind) {
-        emit(ind.update(input[i]));
-        i += 1;
-    }
-    i
-}
-
-/// Sizes three columns for `n` new rows and returns those rows: the rows after `from` (the
+/// Sizes columns for `n` new rows and returns those rows: the rows after `from` (the
 /// start of a batch), or after each column's own rows when `from` is `None` (an append).
 ///
 /// A column already `from + n` long keeps its memory untouched (a batch into reused buffers
 /// writes each value once); new room is NaN. The kernels then write through plain slices:
 /// pushing to three `Vec`s per row makes the compiler reload each one's length on every row
 /// and keeps a call (growing) in the loop, which costs the loop its registers.
-pub(crate) fn rows3<'a>(
-    cols: [&'a mut Vec<f64>; 3],
+pub(crate) fn rows<'a, const N: usize>(
+    cols: [&'a mut Vec<f64>; N],
     from: Option<usize>,
     n: usize,
-) -> [&'a mut [f64]; 3] {
+) -> [&'a mut [f64]; N] {
     cols.map(|c: &'a mut Vec<f64>| {
         let start = from.unwrap_or(c.len());
         c.truncate(start + n);

@@ -99,24 +99,19 @@ impl Ema {
 
     /// [`Ema::batch_into`] appending to `out` (for input that arrives in blocks).
     pub fn extend_into(&mut self, input: &[f64], out: &mut Vec<f64>) {
-        out.reserve(input.len());
-        let warm = crate::warm_up(
-            self,
-            input,
-            |o| out.push(o.unwrap_or(f64::NAN)),
-            |e| e.seen >= e.period,
-        );
-        let (k, mut v) = (self.k, self.value);
-        let rest = &input[warm..];
-        if self.fused {
-            v = ema_fused_steps(rest, k, v, out);
-        } else {
-            out.extend(rest.iter().map(|&x| {
-                v = ((x - v) * k) + v;
-                v
-            }));
+        if !self.fused {
+            crate::kernel::extend_steady(self, input, out);
+            return;
         }
-        self.value = v;
+        let [out] = crate::rows([out], None, input.len());
+        let mut i = 0;
+        while i < input.len() && self.seen < self.period {
+            out[i] = self.update(input[i]).unwrap_or(f64::NAN);
+            i += 1;
+        }
+        if self.seen >= self.period {
+            self.value = ema_fused_steps(&input[i..], self.k, self.value, &mut out[i..]);
+        }
     }
 
     /// The smoothing factor and the current value, for the kernels of indicators built on
@@ -126,6 +121,29 @@ impl Ema {
     }
 
     pub(crate) fn set_value(&mut self, v: f64) {
+        self.value = v;
+    }
+}
+
+impl crate::kernel::Steady for Ema {
+    /// `(k, value, fused)`.
+    type State = (f64, f64, bool);
+
+    fn steady_state(&self) -> Option<Self::State> {
+        (self.seen >= self.period).then_some((self.k, self.value, self.fused))
+    }
+
+    #[inline(always)]
+    fn step((k, v, fused): &mut Self::State, x: f64) -> f64 {
+        *v = if *fused {
+            (x - *v).mul_add(*k, *v)
+        } else {
+            ((x - *v) * *k) + *v
+        };
+        *v
+    }
+
+    fn set_steady_state(&mut self, (_, v, _): Self::State) {
         self.value = v;
     }
 }
@@ -163,12 +181,12 @@ impl Indicator for Ema {
 
 crate::fma_kernel! {
     /// The fused EMA step `e = fma(x − e, k, e)` over `input` from `v`; returns the last value.
-    fn ema_fused_steps(input: &[f64], k: f64, v: f64, out: &mut Vec<f64>) -> f64 {
+    fn ema_fused_steps(input: &[f64], k: f64, v: f64, out: &mut [f64]) -> f64 {
         let mut v = v;
-        out.extend(input.iter().map(|&x| {
+        for (o, &x) in out.iter_mut().zip(input) {
             v = (x - v).mul_add(k, v);
-            v
-        }));
+            *o = v;
+        }
         v
     }
 }

@@ -103,44 +103,49 @@ impl Rsi {
 
     /// [`Rsi::batch_into`] appending to `out` (for input that arrives in blocks).
     pub fn extend_into(&mut self, input: &[f64], out: &mut Vec<f64>) {
-        out.reserve(input.len());
-        let warm = crate::warm_up(
-            self,
-            input,
-            |o| out.push(o.unwrap_or(f64::NAN)),
-            |r| r.0.seen >= r.0.period && r.0.prev.is_some(),
-        );
-        let gl = &mut self.0;
-        let Some(mut prev) = gl.prev else {
-            return;
-        };
-        debug_assert!(gl.reciprocal, "the RSI multiplies by 1/period");
-        let (m, inv) = ((gl.period - 1) as f64, gl.inv);
-        let (mut g, mut l) = (gl.gain, gl.loss);
-        out.extend(input[warm..].iter().map(|&x| {
-            let d = x - prev;
-            prev = x;
-            let neg = d < 0.0;
-            // `a + 0.0` is `a` for every `a` but −0, and both sums are ≥ +0 or NaN, so this
-            // equals update()'s `if d < 0 { loss −= d } else { gain += d }` bit for bit.
-            l = (l * m + if neg { -d } else { 0.0 }) * inv;
-            g = (g * m + if neg { 0.0 } else { d }) * inv;
-            let total = g + l;
-            if total == 0.0 {
-                0.0
-            } else {
-                100.0 * (g / total)
-            }
-        }));
-        gl.prev = Some(prev);
-        gl.gain = g;
-        gl.loss = l;
+        crate::kernel::extend_steady(self, input, out);
     }
 
     /// Whether the last window had neither gains nor losses (the RSI then reads 0, as in
     /// TA-Lib, which is not the same as an oversold 0).
     pub fn is_flat(&self) -> bool {
         self.0.seen >= self.0.period && self.0.gain + self.0.loss == 0.0
+    }
+}
+
+impl crate::kernel::Steady for Rsi {
+    /// `(previous input, gain, loss, period − 1, 1 / period)`.
+    type State = (f64, f64, f64, f64, f64);
+
+    fn steady_state(&self) -> Option<Self::State> {
+        let gl = &self.0;
+        debug_assert!(gl.reciprocal, "the RSI multiplies by 1/period");
+        let prev = gl.prev.filter(|_| gl.seen >= gl.period)?;
+        Some((prev, gl.gain, gl.loss, (gl.period - 1) as f64, gl.inv))
+    }
+
+    #[inline(always)]
+    fn step((prev, g, l, m, inv): &mut Self::State, x: f64) -> f64 {
+        let d = x - *prev;
+        *prev = x;
+        let neg = d < 0.0;
+        // `a + 0.0` is `a` for every `a` but −0, and both sums are ≥ +0 or NaN, so this
+        // equals update()'s `if d < 0 { loss −= d } else { gain += d }` bit for bit, without
+        // a branch (a price change's sign is a coin toss for the branch predictor).
+        *l = (*l * *m + if neg { -d } else { 0.0 }) * *inv;
+        *g = (*g * *m + if neg { 0.0 } else { d }) * *inv;
+        let total = *g + *l;
+        if total == 0.0 {
+            0.0
+        } else {
+            100.0 * (*g / total)
+        }
+    }
+
+    fn set_steady_state(&mut self, (prev, g, l, _, _): Self::State) {
+        self.0.prev = Some(prev);
+        self.0.gain = g;
+        self.0.loss = l;
     }
 }
 
@@ -312,7 +317,7 @@ impl MacdColumns {
     }
 
     fn rows(&mut self, from: Option<usize>, n: usize) -> [&mut [f64]; 3] {
-        crate::rows3([&mut self.macd, &mut self.signal, &mut self.hist], from, n)
+        crate::rows([&mut self.macd, &mut self.signal, &mut self.hist], from, n)
     }
 }
 

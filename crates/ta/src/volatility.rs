@@ -112,18 +112,24 @@ impl Atr {
     /// the same bits. Continues from the current state and leaves the indicator where
     /// streaming would.
     pub fn batch_hlc(&mut self, high: &[f64], low: &[f64], close: &[f64], out: &mut Vec<f64>) {
-        out.clear();
-        self.extend_hlc(high, low, close, out);
+        let n = high.len().min(low.len()).min(close.len());
+        let [out] = crate::rows([out], Some(0), n);
+        self.fill_hlc([high, low, close], out);
     }
 
     /// [`Atr::batch_hlc`] appending to `out` (for input that arrives in blocks).
     pub fn extend_hlc(&mut self, high: &[f64], low: &[f64], close: &[f64], out: &mut Vec<f64>) {
         let n = high.len().min(low.len()).min(close.len());
-        out.reserve(n);
+        let [out] = crate::rows([out], None, n);
+        self.fill_hlc([high, low, close], out);
+    }
+
+    fn fill_hlc(&mut self, [high, low, close]: [&[f64]; 3], out: &mut [f64]) {
+        let n = out.len();
         let mut i = 0;
         while i < n && (self.value.is_none() || self.tr.prev_close.is_none()) {
             let bar = Bar::new(close[i], high[i], low[i], close[i], 0.0);
-            out.push(self.update(bar).unwrap_or(f64::NAN));
+            out[i] = self.update(bar).unwrap_or(f64::NAN);
             i += 1;
         }
         let (Some(atr), Some(prev)) = (self.value, self.tr.prev_close) else {
@@ -133,7 +139,7 @@ impl Atr {
             [&high[i..n], &low[i..n], &close[i..n]],
             [self.wb, self.wa],
             [atr, prev],
-            out,
+            &mut out[i..],
         );
         self.value = Some(atr);
         self.tr.prev_close = Some(prev);
@@ -143,15 +149,16 @@ impl Atr {
 crate::fma_kernel! {
     /// ATR's steps over columns `[high, low, close]` from `[atr, previous close]` with the
     /// weights `[wb, wa]`; returns the ATR and the close after the last row.
-    fn atr_steps(hlc: [&[f64]; 3], w: [f64; 2], from: [f64; 2], out: &mut Vec<f64>) -> (f64, f64) {
+    fn atr_steps(hlc: [&[f64]; 3], w: [f64; 2], from: [f64; 2], out: &mut [f64]) -> (f64, f64) {
         let ([high, low, close], [wb, wa], [mut atr, mut prev]) = (hlc, w, from);
-        let rows = high.iter().zip(low).zip(close);
-        out.extend(rows.map(|((&h, &l), &c)| {
+        // A plain loop over slices: an iterator's `fold` (as `Vec::extend` uses) may stay out
+        // of line, compiled without FMA, and call libm on every row.
+        for (((&h, &l), &c), o) in high.iter().zip(low).zip(close).zip(out) {
             let tr = true_range(h, l, prev);
             prev = c;
             atr = wb.mul_add(atr, wa * tr);
-            atr
-        }));
+            *o = atr;
+        }
         (atr, prev)
     }
 }
@@ -371,7 +378,7 @@ impl BandColumns {
     }
 
     fn rows(&mut self, from: Option<usize>, n: usize) -> [&mut [f64]; 3] {
-        crate::rows3(
+        crate::rows(
             [&mut self.upper, &mut self.middle, &mut self.lower],
             from,
             n,

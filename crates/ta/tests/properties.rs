@@ -6,6 +6,7 @@
 
 use atalaya_ta::candles::{CandlePattern, Pattern};
 use atalaya_ta::custom::{Donchian, Ichimoku, Keltner, RollingVwap, SuperTrend};
+use atalaya_ta::kernel::batch_pair;
 use atalaya_ta::ma::{Dema, Ema, Kama, Sma, T3, Tema, Trima, Wma};
 use atalaya_ta::momentum::{
     Cci, Cmo, Macd, MacdColumns, Mom, Ppo, Roc, Rsi, Stoch, StochF, StochRsi, WillR,
@@ -282,6 +283,36 @@ fn check_kernels(bars: &[Bar], closes: &[f64], cut: usize) -> Result<(), TestCas
                 ]
             },
         )?;
+    }
+    // Two in one loop: the same bits as each alone, into fresh, reused and too-long buffers.
+    for (rp, e) in [(5, Ema::new(3)), (2, Ema::fused(9)), (14, Ema::new(1))] {
+        let alone = |mut i: Box<dyn FnMut(f64) -> Option<f64>>| -> Vec<u64> {
+            col_bits(
+                &closes
+                    .iter()
+                    .map(|&x| i(x).unwrap_or(f64::NAN))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let (mut r1, mut e1) = (Rsi::new(rp), e.clone());
+        let want_r = alone(Box::new(move |x| r1.update(x)));
+        let want_e = alone(Box::new(move |x| e1.update(x)));
+        let (mut oa, mut ob) = (Vec::new(), vec![1.0; closes.len() + 7]);
+        for _ in 0..2 {
+            batch_pair(&mut Rsi::new(rp), &mut e.clone(), closes, &mut oa, &mut ob);
+            prop_assert_eq!(col_bits(&oa), want_r.clone());
+            prop_assert_eq!(col_bits(&ob), want_e.clone());
+        }
+        // And the state each is left in continues as streaming would.
+        let (mut r, mut e2) = (Rsi::new(rp), e.clone());
+        let cut = cut.min(closes.len());
+        batch_pair(&mut r, &mut e2, &closes[..cut], &mut oa, &mut ob);
+        let tail: Vec<f64> = closes[cut..]
+            .iter()
+            .map(|&x| r.update(x).unwrap_or(f64::NAN))
+            .collect();
+        oa.extend(tail);
+        prop_assert_eq!(col_bits(&oa), want_r.clone());
     }
     for p in [1, 5] {
         check_kernel(
