@@ -62,6 +62,8 @@ pub struct AppConfig {
     pub news: atalaya_sources::news::NewsConfig,
     /// Reddit listings (`live.sources = ["reddit"]`).
     pub reddit: atalaya_sources::reddit::RedditConfig,
+    /// On-chain metrics (`live.sources = ["onchain"]`).
+    pub onchain: atalaya_sources::onchain::OnchainConfig,
 }
 
 /// Exchange endpoints.
@@ -113,6 +115,9 @@ pub enum LiveSource {
     News,
     /// Reddit hot and new listings (`[reddit]`).
     Reddit,
+    /// Bitcoin mempool, fees, hash rate; Ethereum gas, blocks and stablecoin supply
+    /// (`[onchain]`).
+    Onchain,
 }
 
 /// Bus settings.
@@ -772,6 +777,7 @@ pub fn load(
         .chain(config.venues.kraken.problems())
         .chain(config.news.problems())
         .chain(config.reddit.problems())
+        .chain(config.onchain.problems())
     {
         let path = message.split(':').next().unwrap_or("venues").to_owned();
         problems.push(Problem {

@@ -117,8 +117,8 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 println!("{} ({}, {} bytes)", s.location, s.backend, s.size_bytes);
                 println!(
-                    "candles {}  opportunities {}  alerts {}  text items {}",
-                    s.candles, s.opportunities, s.alerts, s.text_items
+                    "candles {}  opportunities {}  alerts {}  text items {}  on-chain metrics {}",
+                    s.candles, s.opportunities, s.alerts, s.text_items, s.onchain_metrics
                 );
                 for r in &s.series {
                     println!(

@@ -444,7 +444,10 @@ async fn engine_task(
                     Event::Alert(Box::new(a)),
                 );
                 bus.publish(Topic::Outbound, env).await?;
-            } else if matches!(env.payload, Event::News(_) | Event::Social(_)) {
+            } else if matches!(
+                env.payload,
+                Event::News(_) | Event::Social(_) | Event::Onchain(_)
+            ) {
                 bus.publish(Topic::Outbound, env).await?;
             }
         }
@@ -707,6 +710,17 @@ pub async fn run(
         tracing::info!(subreddits = ?cfg.reddit.subreddits, "polling Reddit");
         sources.push(Box::new(atalaya_sources::reddit::RedditSource::new(
             cfg.reddit.clone(),
+        )?));
+    }
+    if cfg.live.sources.contains(&LiveSource::Onchain) {
+        tracing::info!(
+            bitcoin = %cfg.onchain.mempool_url,
+            ethereum = !cfg.onchain.ethereum_rpc_url.is_empty(),
+            every_s = cfg.onchain.poll_secs,
+            "polling on-chain metrics"
+        );
+        sources.push(Box::new(atalaya_sources::onchain::OnchainSource::new(
+            cfg.onchain.clone(),
         )?));
     }
     if cfg.live.sources.contains(&LiveSource::Coingecko) {

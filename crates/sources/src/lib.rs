@@ -22,6 +22,7 @@ pub mod coingecko;
 pub mod kraken_ws;
 pub mod live;
 pub mod news;
+pub mod onchain;
 pub mod reddit;
 pub mod replay;
 mod rng;

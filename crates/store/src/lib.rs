@@ -18,8 +18,8 @@ pub mod writer;
 
 use async_trait::async_trait;
 use atalaya_model::{
-    Alert, Candle, InstrumentId, NewsItem, Opportunity, OpportunityKind, SocialPost, Timeframe,
-    UnixNanos,
+    Alert, Candle, InstrumentId, NewsItem, OnchainMetric, Opportunity, OpportunityKind, SocialPost,
+    Timeframe, UnixNanos,
 };
 use serde::Serialize;
 
@@ -103,6 +103,8 @@ pub struct Batch {
     pub alerts: Vec<Alert>,
     /// Text items with the time they became known.
     pub text_items: Vec<(TextItem, UnixNanos)>,
+    /// On-chain metrics with the time they became known.
+    pub onchain: Vec<(OnchainMetric, UnixNanos)>,
     /// The paper trader's closed trades.
     pub paper_trades: Vec<PaperTradeRow>,
     /// The paper trader's audit entries.
@@ -144,6 +146,7 @@ impl Batch {
             + self.opportunities.len()
             + self.alerts.len()
             + self.text_items.len()
+            + self.onchain.len()
             + self.paper_trades.len()
             + self.paper_audit.len()
     }
@@ -159,6 +162,7 @@ impl Batch {
         self.opportunities.clear();
         self.alerts.clear();
         self.text_items.clear();
+        self.onchain.clear();
         self.paper_trades.clear();
         self.paper_audit.clear();
     }
@@ -301,6 +305,8 @@ pub struct StoreStats {
     pub alerts: u64,
     /// Text item rows.
     pub text_items: u64,
+    /// On-chain metric rows.
+    pub onchain_metrics: u64,
     /// Size on disk in bytes (main database file).
     pub size_bytes: u64,
     /// Candle rows per (instrument, timeframe).

@@ -46,6 +46,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0003_outbox.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            4,
+            Cow::Borrowed("onchain"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0004_onchain.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -272,6 +279,21 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(q("insert text item"))?;
+        }
+        for (m, received_at) in &batch.onchain {
+            sqlx::query(
+                "INSERT INTO onchain_metrics (chain, metric, ts_received, value, unit)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (chain, metric, ts_received) DO NOTHING",
+            )
+            .bind(m.chain().as_str())
+            .bind(m.metric())
+            .bind(*received_at)
+            .bind(m.value())
+            .bind(m.unit())
+            .execute(&mut *tx)
+            .await
+            .map_err(q("insert on-chain metric"))?;
         }
         for t in &batch.paper_trades {
             sqlx::query(
@@ -588,6 +610,10 @@ impl Store for SqliteStore {
             ("SELECT COUNT(*) FROM opportunities", &mut s.opportunities),
             ("SELECT COUNT(*) FROM alerts", &mut s.alerts),
             ("SELECT COUNT(*) FROM text_items", &mut s.text_items),
+            (
+                "SELECT COUNT(*) FROM onchain_metrics",
+                &mut s.onchain_metrics,
+            ),
         ] {
             let row = sqlx::query(table)
                 .fetch_one(&self.pool)

@@ -13,6 +13,7 @@
 //! Fake exchange servers join here as the collectors land.
 
 pub mod fake_binance;
+pub mod fake_chain;
 pub mod fake_coinbase;
 pub mod fake_feed;
 pub mod fake_http;

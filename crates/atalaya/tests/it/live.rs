@@ -217,3 +217,47 @@ async fn live_coinbase_stores_every_closed_bucket_once_across_a_drop_and_a_resta
         "no gap, no duplicate"
     );
 }
+
+/// `atalaya run` with `live.sources = ["onchain"]` against the fake mempool API and Ethereum
+/// node: the metrics reach the store with the time they became known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_onchain_metrics_reach_the_store() {
+    use atalaya_testkit::fake_chain::{ChainState, FakeChain};
+    let mut state = ChainState::default();
+    state.supplies.insert(
+        "0xdac17f958d2ee523a2206206994597c13d831ec7".into(),
+        1_000_000_000_000,
+    );
+    let chain = FakeChain::start(state).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("atalaya.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[live]\nsources = [\"onchain\"]\n[onchain]\nmempool_url = \"{}\"\nethereum_rpc_url = \"{}\"\n\
+             poll_secs = 1\nrequests_per_minute = 600\n\
+             [alerts.console]\nenabled = false\n[server]\nenabled = false\n",
+            chain.mempool_url(),
+            chain.rpc_url()
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("live.db");
+    let out = crate::atalaya()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["run", "--for", "3s", "--quiet", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = SqliteStore::open(&db).await.unwrap();
+    let stats = store.stats().await.unwrap();
+    store.close().await;
+    // A round is 5 fee, 3 mempool, 2 hash-rate, 1 gas, 3 block and 1 supply readings.
+    assert!(stats.onchain_metrics >= 15, "{stats:?}");
+}

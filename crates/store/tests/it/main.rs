@@ -123,7 +123,7 @@ async fn candles_upsert_by_key_and_read_back_in_order() {
     let stats = store.stats().await.unwrap();
     assert_eq!(stats.candles, 11);
     assert_eq!(stats.series.len(), 2);
-    assert_eq!(stats.migrations, vec![1, 2, 3]);
+    assert_eq!(stats.migrations, vec![1, 2, 3, 4]);
     // Migrating twice is harmless.
     store.migrate().await.unwrap();
 }
@@ -193,7 +193,7 @@ async fn opportunities_filter_page_and_deduplicate() {
 }
 
 #[tokio::test]
-async fn alerts_and_text_items_are_stored_once() {
+async fn alerts_text_items_and_onchain_metrics_are_stored_once() {
     let (_dir, store) = open().await;
     let mut b = Batch::default();
     b.alerts.push(Alert {
@@ -210,10 +210,15 @@ async fn alerts_and_text_items_are_stored_once() {
     });
     let news = NewsItem::new("n1", "sim", "Bitcoin jumps", 3).unwrap();
     b.text_items.push((TextItem::News(news), 4));
+    let btc = Symbol::new("bitcoin").unwrap();
+    for (metric, at) in [("fee_fastest", 4), ("fee_fastest", 5), ("mempool_vsize", 5)] {
+        let m = atalaya_model::OnchainMetric::new(btc, metric, 12.0, "sat/vB").unwrap();
+        b.onchain.push((m, at));
+    }
     store.write(&b).await.unwrap();
     store.write(&b).await.unwrap();
     let s = store.stats().await.unwrap();
-    assert_eq!((s.alerts, s.text_items), (1, 1));
+    assert_eq!((s.alerts, s.text_items, s.onchain_metrics), (1, 1, 3));
 }
 
 #[tokio::test]
