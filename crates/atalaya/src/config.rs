@@ -64,6 +64,10 @@ pub struct AppConfig {
     pub reddit: atalaya_sources::reddit::RedditConfig,
     /// On-chain metrics (`live.sources = ["onchain"]`).
     pub onchain: atalaya_sources::onchain::OnchainConfig,
+    /// NewsAPI headlines (`live.sources = ["newsapi"]`, with a key).
+    pub newsapi: atalaya_sources::newsapi::NewsApiConfig,
+    /// X recent search (`live.sources = ["x"]`, with a bearer token).
+    pub x: atalaya_sources::x::XConfig,
 }
 
 /// Exchange endpoints.
@@ -118,6 +122,10 @@ pub enum LiveSource {
     /// Bitcoin mempool, fees, hash rate; Ethereum gas, blocks and stablecoin supply
     /// (`[onchain]`).
     Onchain,
+    /// NewsAPI `/v2/everything` headlines (`[newsapi]`; needs a key).
+    Newsapi,
+    /// X API v2 recent search (`[x]`; needs a bearer token).
+    X,
 }
 
 /// Bus settings.
@@ -778,6 +786,24 @@ pub fn load(
         .chain(config.news.problems())
         .chain(config.reddit.problems())
         .chain(config.onchain.problems())
+        .chain(config.newsapi.problems())
+        .chain(config.x.problems())
+        .chain(
+            config
+                .live
+                .sources
+                .contains(&LiveSource::Newsapi)
+                .then(|| config.newsapi.key_problem())
+                .flatten(),
+        )
+        .chain(
+            config
+                .live
+                .sources
+                .contains(&LiveSource::X)
+                .then(|| config.x.token_problem())
+                .flatten(),
+        )
     {
         let path = message.split(':').next().unwrap_or("venues").to_owned();
         problems.push(Problem {

@@ -712,6 +712,16 @@ pub async fn run(
             cfg.reddit.clone(),
         )?));
     }
+    if cfg.live.sources.contains(&LiveSource::Newsapi) {
+        tracing::info!(every_s = cfg.newsapi.poll_secs, "polling NewsAPI");
+        sources.push(Box::new(atalaya_sources::newsapi::NewsApiSource::new(
+            cfg.newsapi.clone(),
+        )?));
+    }
+    if cfg.live.sources.contains(&LiveSource::X) {
+        tracing::info!(queries = cfg.x.queries.len(), "searching X");
+        sources.push(Box::new(atalaya_sources::x::XSource::new(cfg.x.clone())?));
+    }
     if cfg.live.sources.contains(&LiveSource::Onchain) {
         tracing::info!(
             bitcoin = %cfg.onchain.mempool_url,

@@ -22,11 +22,13 @@ pub mod coingecko;
 pub mod kraken_ws;
 pub mod live;
 pub mod news;
+pub mod newsapi;
 pub mod onchain;
 pub mod reddit;
 pub mod replay;
 mod rng;
 pub mod sim;
+pub mod x;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -128,6 +130,27 @@ pub(crate) async fn take_turn(
                 }
                 let ns = (until - now).max(1);
                 tokio::time::sleep(std::time::Duration::from_nanos(ns as u64)).await;
+            }
+        }
+    }
+}
+
+/// Waits until `limiter` grants one request (its spacing, a 429's pause); `false` when
+/// `cancel` fires first. The pollers (Reddit, NewsAPI, X, on-chain) share it.
+pub(crate) async fn wait_turn(
+    limiter: &mut atalaya_net::RateLimiter,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> bool {
+    loop {
+        let now = atalaya_model::Clock::now(&atalaya_model::LiveClock);
+        match limiter.acquire(1, now) {
+            Ok(()) => return true,
+            Err(w) => {
+                let d = std::time::Duration::from_nanos((w.until() - now).max(1) as u64);
+                tokio::select! {
+                    () = tokio::time::sleep(d) => {}
+                    () = cancel.cancelled() => return false,
+                }
             }
         }
     }

@@ -349,19 +349,7 @@ impl Endpoint {
 
     /// Waits for this endpoint's turn; `false` when cancelled.
     async fn turn(&mut self, cancel: &CancellationToken) -> bool {
-        loop {
-            let now = LiveClock.now();
-            match self.limiter.acquire(1, now) {
-                Ok(()) => return true,
-                Err(w) => {
-                    let d = Duration::from_nanos((w.until() - now).max(1) as u64);
-                    tokio::select! {
-                        () = tokio::time::sleep(d) => {}
-                        () = cancel.cancelled() => return false,
-                    }
-                }
-            }
-        }
+        crate::wait_turn(&mut self.limiter, cancel).await
     }
 
     /// Sends `req` and reads a JSON answer; a 429 pauses the endpoint.

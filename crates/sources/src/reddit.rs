@@ -190,18 +190,8 @@ impl Source for RedditSource {
             for sub in &self.cfg.subreddits {
                 for listing in &self.cfg.listings {
                     // Wait for the limiter (spacing, a 429's pause).
-                    loop {
-                        let now = LiveClock.now();
-                        match limiter.acquire(1, now) {
-                            Ok(()) => break,
-                            Err(w) => {
-                                let d = Duration::from_nanos((w.until() - now).max(1) as u64);
-                                tokio::select! {
-                                    () = tokio::time::sleep(d) => {}
-                                    () = ctx.cancel.cancelled() => break 'outer,
-                                }
-                            }
-                        }
+                    if !crate::wait_turn(&mut limiter, &ctx.cancel).await {
+                        break 'outer;
                     }
                     let url = format!("{base}/r/{sub}/{listing}.json?limit=100&raw_json=1");
                     let res = match client.get(&url).send().await {

@@ -62,6 +62,58 @@ fn config_check_and_show_accept_the_defaults_and_env() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("bus.capacity"));
 }
 
+/// NewsAPI and X need their secrets only when used, and then only from the environment.
+#[test]
+fn newsapi_and_x_secrets_are_required_when_used_and_only_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("atalaya.toml");
+    std::fs::write(&p, "[live]\nsources = [\"newsapi\", \"x\"]\n").unwrap();
+    let check = |extra: &[(&str, &str)]| {
+        let mut c = bin();
+        c.args(["config", "check", "--config"]).arg(&p);
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let out = check(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("newsapi.api_key") && err.contains("ATALAYA_NEWSAPI__API_KEY"),
+        "{err}"
+    );
+    assert!(
+        err.contains("x.bearer_token") && err.contains("ATALAYA_X__BEARER_TOKEN"),
+        "{err}"
+    );
+    let out = check(&[
+        ("ATALAYA_NEWSAPI__API_KEY", "k"),
+        ("ATALAYA_X__BEARER_TOKEN", "t"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The defaults (neither source used) need neither.
+    let out = bin()
+        .args(["config", "check"])
+        .current_dir(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A key written in the file is refused.
+    std::fs::write(&p, "[newsapi]\napi_key = \"in-a-file\"\n").unwrap();
+    let out = check(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read only from the environment"));
+}
+
 #[test]
 fn ctrl_c_shuts_down_gracefully_and_loses_no_candle() {
     let dir = tempfile::tempdir().unwrap();
