@@ -287,8 +287,27 @@ async fn restore(
         .items
         .first()
         .map_or(UnixNanos::MIN, |o| o.opportunity.generated_at());
+    // The headlines and posts the run had seen go back in too, each before the first bar that
+    // closed after it became known (as they arrived live), so the sentiment index — and every
+    // decision that read it — is rebuilt as it was, and is current when the run goes on.
+    let texts = store
+        .text_items(UnixNanos::MIN)
+        .await
+        .context("reading stored headlines and posts to restore the sentiment index")?;
+    let n_texts = texts.len();
+    let mut texts = texts.into_iter().peekable();
+    let text_env = |item: atalaya_store::TextItem, at: UnixNanos| {
+        let payload = match item {
+            atalaya_store::TextItem::News(n) => Event::News(Box::new(n)),
+            atalaya_store::TextItem::Social(p) => Event::Social(Box::new(p)),
+        };
+        Envelope::new(0, at, at, src, payload)
+    };
     let mut batch = Batch::default();
     for (_, _, c) in &bars {
+        while let Some((item, at)) = texts.next_if(|(_, at)| *at <= c.close_time()) {
+            pipeline.process(&text_env(item, at));
+        }
         let env = Envelope::new(0, c.close_time(), c.close_time(), src, Event::Candle(*c));
         for out in pipeline.process(&env) {
             trader.on_event(out);
@@ -309,6 +328,15 @@ async fn restore(
         }
     }
     store.write(&batch).await.context("restoring alerts")?;
+    for (item, at) in texts {
+        pipeline.process(&text_env(item, at));
+    }
+    if n_texts > 0 {
+        tracing::info!(
+            items = n_texts,
+            "sentiment index rebuilt from the stored headlines and posts"
+        );
+    }
     pipeline.forget_bar_sources();
     Ok((bars.len() as u64, until))
 }

@@ -371,6 +371,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError>;
     /// The latest closed paper trades, newest exit first.
     async fn paper_trades(&self, limit: u32) -> Result<Vec<PaperTradeRow>, StoreError>;
+    /// Text items that became known at or after `from`, with that time, in the order they
+    /// became known (for rebuilding the sentiment index on restart). A row whose body cannot
+    /// be read back is skipped with a warning rather than failing the whole read.
+    async fn text_items(&self, from: UnixNanos) -> Result<Vec<(TextItem, UnixNanos)>, StoreError>;
     /// Row counts and sizes.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
     /// Flushes and closes connections.

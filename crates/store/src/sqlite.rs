@@ -460,6 +460,36 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn text_items(&self, from: UnixNanos) -> Result<Vec<(TextItem, UnixNanos)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, source, item_id, ts_received, body FROM text_items
+             WHERE ts_received >= ?1 ORDER BY ts_received, rowid",
+        )
+        .bind(from)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select text items"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let (kind, body): (String, String) = (r.get(0), r.get(4));
+            let item = match kind.as_str() {
+                "news" => serde_json::from_str(&body).map(TextItem::News),
+                _ => serde_json::from_str(&body).map(TextItem::Social),
+            };
+            match item {
+                Ok(item) => out.push((item, r.get::<i64, _>(3))),
+                Err(e) => tracing::warn!(
+                    kind,
+                    source = r.get::<String, _>(1),
+                    id = r.get::<String, _>(2),
+                    error = %e,
+                    "a stored text item cannot be read back; skipped"
+                ),
+            }
+        }
+        Ok(out)
+    }
+
     async fn candles(&self, cq: &CandleQuery) -> Result<Vec<Candle>, StoreError> {
         let rows = sqlx::query(
             "SELECT instrument, timeframe, open_time, open, high, low, close, volume, trades

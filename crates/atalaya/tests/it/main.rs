@@ -12,6 +12,7 @@ mod paper;
 mod patterns;
 mod replay;
 mod secrets;
+mod sentiment;
 
 /// The `atalaya` binary under test, without the caller's log filter.
 pub fn atalaya() -> std::process::Command {
