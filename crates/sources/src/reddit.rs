@@ -42,6 +42,20 @@ pub struct RedditConfig {
     pub requests_per_minute: u32,
     /// Names that mean an asset (as `[news].aliases`).
     pub aliases: std::collections::BTreeMap<String, Vec<String>>,
+    /// OAuth: the app's client id (a "script" or "web" app at reddit.com/prefs/apps). With
+    /// `client_secret` set, listings are read from `oauth_url` with a bearer token.
+    pub client_id: String,
+    /// OAuth secret: only from `ATALAYA_REDDIT__CLIENT_SECRET` (or `…_FILE`).
+    pub client_secret: String,
+    /// OAuth "script" app user (password grant); empty: application-only
+    /// (`client_credentials`).
+    pub username: String,
+    /// That user's password: only from `ATALAYA_REDDIT__PASSWORD` (or `…_FILE`).
+    pub password: String,
+    /// Where tokens come from.
+    pub auth_url: String,
+    /// Where OAuth listings are read.
+    pub oauth_url: String,
 }
 
 impl Default for RedditConfig {
@@ -55,6 +69,12 @@ impl Default for RedditConfig {
             poll_secs: 300,
             requests_per_minute: 10,
             aliases: crate::news::NewsConfig::default().aliases,
+            client_id: String::new(),
+            client_secret: String::new(),
+            username: String::new(),
+            password: String::new(),
+            auth_url: "https://www.reddit.com/api/v1/access_token".into(),
+            oauth_url: "https://oauth.reddit.com".into(),
         }
     }
 }
@@ -82,13 +102,93 @@ impl RedditConfig {
         if self.poll_secs < 10 {
             p.push("reddit.poll_secs: at least 10".into());
         }
-        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
-            p.push(format!(
-                "reddit.base_url: {:?} is not an http(s) URL",
-                self.base_url
-            ));
+        for (field, u) in [
+            ("base_url", &self.base_url),
+            ("auth_url", &self.auth_url),
+            ("oauth_url", &self.oauth_url),
+        ] {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                p.push(format!("reddit.{field}: {u:?} is not an http(s) URL"));
+            }
+        }
+        if self.client_id.is_empty() != self.client_secret.is_empty() {
+            p.push(
+                "reddit.client_id: OAuth needs both client_id and client_secret \
+                 (ATALAYA_REDDIT__CLIENT_SECRET)"
+                    .into(),
+            );
+        }
+        if self.username.is_empty() != self.password.is_empty() {
+            p.push(
+                "reddit.username: the password grant needs both username and password \
+                 (ATALAYA_REDDIT__PASSWORD)"
+                    .into(),
+            );
         }
         p
+    }
+
+    /// Whether listings are read with OAuth.
+    pub fn oauth(&self) -> bool {
+        !self.client_id.is_empty() && !self.client_secret.is_empty()
+    }
+}
+
+/// A bearer token and when to renew it.
+#[derive(Debug)]
+struct Token {
+    value: String,
+    renew_at: UnixNanos,
+}
+
+/// Asks `cfg.auth_url` for a token (HTTP Basic with the app's id and secret; the password
+/// grant for a script app's user, else application-only), renewed five minutes before it
+/// expires.
+async fn fetch_token(client: &reqwest::Client, cfg: &RedditConfig) -> Result<Token, SourceError> {
+    let form: Vec<(&str, &str)> = if cfg.username.is_empty() {
+        vec![("grant_type", "client_credentials")]
+    } else {
+        vec![
+            ("grant_type", "password"),
+            ("username", cfg.username.as_str()),
+            ("password", cfg.password.as_str()),
+        ]
+    };
+    let fail = |message: String, transient: bool| SourceError::Venue {
+        venue: "reddit",
+        message,
+        transient,
+    };
+    let res = client
+        .post(&cfg.auth_url)
+        .basic_auth(&cfg.client_id, Some(&cfg.client_secret))
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| fail(format!("token: unreachable: {}", crate::describe(e)), true))?;
+    let status = res.status().as_u16();
+    let v: Value = res.json().await.map_err(|e| {
+        fail(
+            format!("token: HTTP {status}: {}", crate::describe(e)),
+            true,
+        )
+    })?;
+    let token = v["access_token"].as_str().filter(|t| !t.is_empty());
+    match token {
+        Some(t) if status == 200 => {
+            let secs = v["expires_in"].as_i64().unwrap_or(3600).clamp(60, 86_400);
+            Ok(Token {
+                value: t.to_owned(),
+                renew_at: LiveClock.now() + (secs - 300).max(30) * S,
+            })
+        }
+        _ => Err(fail(
+            format!(
+                "token: HTTP {status}: {}",
+                v["error"].as_str().unwrap_or("no access_token")
+            ),
+            status != 401 && status != 400,
+        )),
     }
 }
 
@@ -185,7 +285,13 @@ impl Source for RedditSource {
         let mut order: VecDeque<String> = VecDeque::new();
         let mut seq = 0u64;
         ctx.health.set_state(SourceState::Running);
-        let base = self.cfg.base_url.trim_end_matches('/').to_owned();
+        let oauth = self.cfg.oauth();
+        let base = if oauth {
+            self.cfg.oauth_url.trim_end_matches('/').to_owned()
+        } else {
+            self.cfg.base_url.trim_end_matches('/').to_owned()
+        };
+        let mut token: Option<Token> = None;
         'outer: loop {
             for sub in &self.cfg.subreddits {
                 for listing in &self.cfg.listings {
@@ -193,8 +299,28 @@ impl Source for RedditSource {
                     if !crate::wait_turn(&mut limiter, &ctx.cancel).await {
                         break 'outer;
                     }
-                    let url = format!("{base}/r/{sub}/{listing}.json?limit=100&raw_json=1");
-                    let res = match client.get(&url).send().await {
+                    let mut req = if oauth {
+                        if token.as_ref().is_none_or(|t| LiveClock.now() >= t.renew_at) {
+                            match fetch_token(&client, &self.cfg).await {
+                                Ok(t) => token = Some(t),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "Reddit OAuth token refused");
+                                    ctx.health.record_error(e.to_string());
+                                    token = None;
+                                    continue;
+                                }
+                            }
+                        }
+                        client.get(format!("{base}/r/{sub}/{listing}?limit=100&raw_json=1"))
+                    } else {
+                        client.get(format!(
+                            "{base}/r/{sub}/{listing}.json?limit=100&raw_json=1"
+                        ))
+                    };
+                    if let Some(t) = &token {
+                        req = req.bearer_auth(&t.value);
+                    }
+                    let res = match req.send().await {
                         Ok(r) => r,
                         Err(e) => {
                             let msg =
@@ -226,6 +352,10 @@ impl Source for RedditSource {
                                 .record_error(format!("r/{sub}/{listing}: HTTP 429"));
                             continue;
                         }
+                    }
+                    if status == 401 && oauth {
+                        // Revoked or expired early: the next call asks for a new token.
+                        token = None;
                     }
                     if !res.status().is_success() {
                         ctx.health

@@ -83,3 +83,76 @@ async fn reddit_posts_once_each_with_engagement_and_a_429_waited_out() {
         .unwrap();
     assert!(ua.starts_with("rust:atalaya:v"), "{ua}");
 }
+
+/// OAuth: a token from the token endpoint (HTTP Basic with the app's id and secret, the
+/// password grant for a script app's user), listings from the OAuth host with the bearer
+/// token, and a new token after a 401.
+#[tokio::test]
+async fn reddit_oauth_token_bearer_listings_and_a_new_token_after_a_401() {
+    let server = FakeHttp::start(Canned::json(200, listing())).await.unwrap();
+    let token = |t: &str| {
+        Canned::json(
+            200,
+            json!({"access_token": t, "token_type": "bearer", "expires_in": 3600, "scope": "*"}),
+        )
+    };
+    server.push(token("tok-1"));
+    server.push(Canned::json(
+        401,
+        json!({"message": "Unauthorized", "error": 401}),
+    ));
+    server.push(token("tok-2"));
+    let cfg = RedditConfig {
+        base_url: "http://127.0.0.1:9".into(),
+        oauth_url: server.url(),
+        auth_url: format!("{}/api/v1/access_token", server.url()),
+        client_id: "cid".into(),
+        client_secret: "csecret".into(),
+        username: "bot".into(),
+        password: "pw".into(),
+        subreddits: vec!["bitcoin".into()],
+        listings: vec!["hot".into()],
+        requests_per_minute: 100,
+        poll_secs: 10,
+        ..RedditConfig::default()
+    };
+    let mut run = start(RedditSource::new(cfg).unwrap());
+    let mut posts = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline && posts.len() < 2 {
+        if let Ok(Some(env)) =
+            tokio::time::timeout(Duration::from_millis(200), run.sub.recv()).await
+            && let Event::Social(p) = env.payload
+        {
+            posts.push(*p);
+        }
+    }
+    let status = run.health.sources()[0].clone();
+    run.cancel.cancel();
+    run.task.await.unwrap().unwrap();
+    assert_eq!(posts.len(), 2, "the listing's two posts");
+    assert!(status.errors >= 1, "the 401 is counted: {status:?}");
+    let reqs = server.requests();
+    let header = |i: usize, k: &str| {
+        reqs[i]
+            .headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        (reqs[0].method.as_str(), reqs[0].path.as_str()),
+        ("POST", "/api/v1/access_token")
+    );
+    assert_eq!(header(0, "authorization"), "Basic Y2lkOmNzZWNyZXQ=");
+    assert_eq!(reqs[0].body, "grant_type=password&username=bot&password=pw");
+    assert!(header(0, "user-agent").starts_with("rust:atalaya:v"));
+    assert_eq!(reqs[1].path, "/r/bitcoin/hot?limit=100&raw_json=1");
+    assert_eq!(header(1, "authorization"), "Bearer tok-1");
+    assert_eq!(
+        reqs[2].path, "/api/v1/access_token",
+        "a new token after the 401"
+    );
+    assert_eq!(header(3, "authorization"), "Bearer tok-2");
+}
