@@ -48,6 +48,11 @@ pub struct SentimentConfig {
     pub news_weight: f64,
     /// Weight of a social post (before engagement).
     pub social_weight: f64,
+    /// A `sentiment.buzz` signal when an asset's mentions over the last half-life run at this
+    /// many times their rate over four half-lives (at most 4; 2 = twice the day's average).
+    pub buzz_ratio: f64,
+    /// …and at least this many (decayed) mentions.
+    pub buzz_min_items: f64,
 }
 
 impl Default for SentimentConfig {
@@ -59,6 +64,8 @@ impl Default for SentimentConfig {
             max_age_hours: 24.0,
             news_weight: 0.6,
             social_weight: 0.4,
+            buzz_ratio: 2.0,
+            buzz_min_items: 5.0,
         }
     }
 }
@@ -288,9 +295,19 @@ impl EngineConfig {
                 bad(path, format!("must be a positive number of hours, got {v}"));
             }
         }
+        if !(st.buzz_ratio > 1.0 && st.buzz_ratio <= 4.0) {
+            bad(
+                "sentiment.buzz_ratio",
+                format!(
+                    "must lie in (1, 4] (the last half-life's rate over four half-lives'), got {}",
+                    st.buzz_ratio
+                ),
+            );
+        }
         for (path, v) in [
             ("sentiment.news_weight", st.news_weight),
             ("sentiment.social_weight", st.social_weight),
+            ("sentiment.buzz_min_items", st.buzz_min_items),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 bad(path, format!("must be zero or positive, got {v}"));

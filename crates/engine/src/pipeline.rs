@@ -307,6 +307,8 @@ impl Pipeline {
                 max_age_s: cfg.sentiment.max_age_hours * 3600.0,
                 news_weight: cfg.sentiment.news_weight,
                 social_weight: cfg.sentiment.social_weight,
+                buzz_ratio: cfg.sentiment.buzz_ratio,
+                buzz_min: cfg.sentiment.buzz_min_items,
             }),
             source: Symbol::new("engine").map_err(EngineError::Model)?,
             now: UnixNanos::MIN,
@@ -406,13 +408,16 @@ impl Pipeline {
                     .take(120)
                     .collect();
                 for a in post.assets() {
-                    self.sentiment.add(
+                    let buzz = self.sentiment.add_and_check(
                         a.as_str(),
                         env.ts_event,
                         score,
                         atalaya_ml::index::Origin::Social(likes, reposts, replies),
                         &title,
                     );
+                    if let Some(b) = buzz {
+                        self.emit_buzz(&b, ts_received);
+                    }
                 }
             }
             // Headlines feed the sentiment index of the assets they name, at the time they
@@ -424,19 +429,48 @@ impl Pipeline {
                 };
                 let score = self.sentiment_model.score(&text).compound;
                 for a in n.assets() {
-                    self.sentiment.add(
+                    let buzz = self.sentiment.add_and_check(
                         a.as_str(),
                         env.ts_event,
                         score,
                         atalaya_ml::index::Origin::News,
                         n.title(),
                     );
+                    if let Some(b) = buzz {
+                        self.emit_buzz(&b, ts_received);
+                    }
                 }
             }
             // Text, on-chain and derived events are consumed by later analysers.
             _ => {}
         }
         &self.out
+    }
+
+    /// A `sentiment.buzz` signal for every instrument of the asset (on the first timeframe
+    /// the decision runs on), leaning with the index.
+    fn emit_buzz(&mut self, b: &atalaya_ml::index::BuzzAnomaly, ts_received: UnixNanos) {
+        let Some(k) = self.decide_on.iter().position(|d| *d) else {
+            return;
+        };
+        let tf = self.timeframes[k];
+        let reason = format!(
+            "{} is mentioned {:.1}× its usual rate ({:.0} mentions over the last {:.0} h); \
+             sentiment index {:+.2}",
+            b.asset, b.ratio, b.buzz, self.cfg.sentiment.half_life_hours, b.value
+        );
+        let ids: Vec<InstrumentId> = self
+            .instruments
+            .iter()
+            .filter(|id| id.base().as_str() == b.asset)
+            .copied()
+            .collect();
+        for id in ids {
+            if let Ok(sig) = Signal::new(id, tf, "sentiment.buzz", b.value, reason.clone()) {
+                self.stats.anomalies += 1;
+                self.emit(b.ts, ts_received, Event::Signal(Box::new(sig)));
+            }
+        }
     }
 
     /// Closes every bar that ends at or before `ts`, in (time, instrument, timeframe) order.
@@ -803,6 +837,58 @@ mod tests {
             timeframes: tfs.to_vec(),
             ..EngineConfig::default()
         }
+    }
+
+    #[test]
+    fn a_burst_of_headlines_about_an_asset_is_a_buzz_signal_for_its_instruments() {
+        let mut p = Pipeline::new(cfg(&[Timeframe::M1, Timeframe::M5])).unwrap();
+        p.process(&trade(1, 10.0));
+        let news = |i: u64, ts: i64, asset: &str, title: &str| {
+            let n = atalaya_model::NewsItem::new(format!("n{i}"), "wire", title, ts)
+                .unwrap()
+                .with_assets(vec![Symbol::new(asset).unwrap()]);
+            env(ts, Event::News(Box::new(n)))
+        };
+        let signals = |p: &mut Pipeline, e: &Envelope<Event>| -> Vec<Signal> {
+            p.process(e)
+                .iter()
+                .filter_map(|o| match &o.payload {
+                    Event::Signal(s) if s.name() == "sentiment.buzz" => Some((**s).clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let h = 60 * MIN;
+        let mut found = Vec::new();
+        // Thirty hours at one headline an hour, about BTC and ETH: no anomaly.
+        for k in 0..30 {
+            found.extend(signals(
+                &mut p,
+                &news(k, k as i64 * h, "BTC", "Bitcoin steady"),
+            ));
+            found.extend(signals(
+                &mut p,
+                &news(1000 + k, k as i64 * h, "ETH", "Ether steady"),
+            ));
+        }
+        assert!(found.is_empty(), "{found:?}");
+        // Then a burst about ETH (no ETH instrument here: nothing to signal) and one about BTC.
+        for k in 0..30 {
+            let ts = 30 * h + k as i64 * 2 * MIN;
+            found.extend(signals(&mut p, &news(2000 + k, ts, "ETH", "Ether exploit")));
+            found.extend(signals(
+                &mut p,
+                &news(3000 + k, ts, "BTC", "Bitcoin exchange hacked"),
+            ));
+        }
+        assert_eq!(found.len(), 1, "{found:?}");
+        let s = &found[0];
+        assert_eq!((s.instrument(), s.timeframe()), (id(), Timeframe::M1));
+        assert!(s.reason().contains("BTC is mentioned") && s.reason().contains("usual rate"));
+        assert!(
+            s.direction() < 0.0,
+            "leaning with the (negative) index: {s:?}"
+        );
     }
 
     #[test]

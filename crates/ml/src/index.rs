@@ -28,6 +28,12 @@ pub struct IndexConfig {
     pub news_weight: f64,
     /// Weight of a post (before engagement).
     pub social_weight: f64,
+    /// A buzz anomaly: the mention rate over the last half-life is at least this many times
+    /// the rate over four half-lives (which include it, so 4 is the most it can be: 2 means
+    /// the last six hours ran at twice the day's average).
+    pub buzz_ratio: f64,
+    /// …with at least this many (decayed) mentions.
+    pub buzz_min: f64,
 }
 
 impl Default for IndexConfig {
@@ -37,8 +43,25 @@ impl Default for IndexConfig {
             max_age_s: 24.0 * 3600.0,
             news_weight: 0.6,
             social_weight: 0.4,
+            buzz_ratio: 2.0,
+            buzz_min: 5.0,
         }
     }
+}
+
+/// An asset's mention volume jumping above its own baseline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BuzzAnomaly {
+    /// The asset.
+    pub asset: String,
+    /// When (the item that set it off).
+    pub ts: i64,
+    /// Mention rate over the last half-life against the rate over four half-lives.
+    pub ratio: f64,
+    /// Decayed mentions over the last half-life.
+    pub buzz: f64,
+    /// The index's value then, in [−1, 1].
+    pub value: f64,
 }
 
 /// Which way the index is moving.
@@ -59,6 +82,9 @@ pub struct Reading {
     pub value: f64,
     /// Decayed count of items (mention volume).
     pub buzz: f64,
+    /// Mention rate over the last half-life against the rate over four half-lives (1 is
+    /// usual); `None` until the asset has been followed for four half-lives.
+    pub buzz_ratio: Option<f64>,
     /// Items that went into it (within the memory).
     pub items: usize,
     /// Which way it moves.
@@ -75,6 +101,9 @@ struct Asset {
     slow_num: f64,
     slow_den: f64,
     buzz: f64,
+    slow_buzz: f64,
+    first_ts: Option<i64>,
+    buzzing: bool,
     recent: VecDeque<(i64, f64, f64, String)>,
 }
 
@@ -102,6 +131,55 @@ impl SentimentIndex {
         (-(dt_ns.max(0) as f64 / NS) * std::f64::consts::LN_2 / hl).exp()
     }
 
+    /// The mention rate over the last half-life against the rate over four (both decayed
+    /// counts turned into rates); `None` until the asset has been followed for four
+    /// half-lives, when the slow count is still the fast one.
+    fn buzz_ratio(&self, a: &Asset, at: i64) -> Option<f64> {
+        let first = a.first_ts?;
+        let span = 4.0 * self.cfg.half_life_s * NS;
+        if ((at - first) as f64) < span || a.slow_buzz <= 0.0 {
+            return None;
+        }
+        Some(4.0 * a.buzz / a.slow_buzz)
+    }
+
+    /// [`SentimentIndex::add`], returning a buzz anomaly when this item lifted the asset's
+    /// mention rate to `buzz_ratio` times its baseline (once per episode: the rate must fall
+    /// below three quarters of that before another is reported).
+    pub fn add_and_check(
+        &mut self,
+        asset: &str,
+        ts: i64,
+        score: f64,
+        origin: Origin,
+        title: &str,
+    ) -> Option<BuzzAnomaly> {
+        self.add(asset, ts, score, origin, title);
+        let a = self.assets.get(asset)?;
+        let ratio = self.buzz_ratio(a, ts)?;
+        let value = if a.den > 0.0 {
+            (a.num / a.den).clamp(-1.0, 1.0)
+        } else {
+            0.0
+        };
+        let (buzz, was) = (a.buzz, a.buzzing);
+        let now = if was {
+            ratio >= 0.75 * self.cfg.buzz_ratio
+        } else {
+            ratio >= self.cfg.buzz_ratio && buzz >= self.cfg.buzz_min
+        };
+        if let Some(a) = self.assets.get_mut(asset) {
+            a.buzzing = now;
+        }
+        (now && !was).then(|| BuzzAnomaly {
+            asset: asset.to_owned(),
+            ts,
+            ratio,
+            buzz,
+            value,
+        })
+    }
+
     /// Adds an item about `asset` known at `ts` with compound `score`.
     pub fn add(&mut self, asset: &str, ts: i64, score: f64, origin: Origin, title: &str) {
         let w = match origin {
@@ -122,6 +200,8 @@ impl SentimentIndex {
         a.slow_num = a.slow_num * slow + w * score;
         a.slow_den = a.slow_den * slow + w;
         a.buzz = a.buzz * fast + 1.0;
+        a.slow_buzz = a.slow_buzz * slow + 1.0;
+        a.first_ts.get_or_insert(ts);
         a.last_ts = a.last_ts.max(ts);
         a.recent.push_back((ts, w, score, title.to_owned()));
         if a.recent.len() > 64 {
@@ -161,9 +241,14 @@ impl SentimentIndex {
             .collect();
         movers.sort_by(|x, y| (y.1.abs() * y.2).total_cmp(&(x.1.abs() * x.2)));
         movers.truncate(2);
+        let buzz_ratio = self.buzz_ratio(a, at).map(|r| {
+            // Both counts decayed to `at`.
+            r * fast / self.decay(dt, true)
+        });
         Some(Reading {
             value,
             buzz: a.buzz * fast,
+            buzz_ratio,
             items: a.recent.len(),
             trend,
             movers,
@@ -197,9 +282,55 @@ mod tests {
         // Too old: absent.
         assert!(ix.read("BTC", 31 * H).is_none());
         // Engagement raises a post's weight.
+        assert_eq!(r.buzz_ratio, None, "no baseline yet");
         let mut iy = SentimentIndex::new(IndexConfig::default());
         iy.add("ETH", 0, 1.0, Origin::Social(0, 0, 0), "meh");
         iy.add("ETH", 0, -1.0, Origin::Social(100, 50, 10), "viral");
         assert!(iy.read("ETH", 0).unwrap().value < 0.0);
+    }
+
+    #[test]
+    fn buzz_anomalies_need_a_baseline_and_fire_once_per_episode() {
+        let mut ix = SentimentIndex::new(IndexConfig::default());
+        let mut found = Vec::new();
+        // A burst right at the start is no anomaly: there is no baseline yet.
+        for i in 0..20 {
+            found.extend(ix.add_and_check("BTC", i * 60_000_000_000, 0.1, Origin::News, "early"));
+        }
+        assert!(found.is_empty());
+        // Two days at one headline an hour: steady, no anomaly, a ratio near 1.
+        for h in 1..48 {
+            found.extend(ix.add_and_check("BTC", h * H, 0.1, Origin::News, "steady"));
+        }
+        assert!(found.is_empty(), "{found:?}");
+        let r = ix.read("BTC", 47 * H).unwrap().buzz_ratio.unwrap();
+        assert!((0.7..1.5).contains(&r), "steady ratio {r}");
+        // Then 30 headlines in an hour: one anomaly, bearish with the index.
+        for i in 0..30 {
+            found.extend(ix.add_and_check(
+                "BTC",
+                48 * H + i * 120_000_000_000,
+                -0.9,
+                Origin::News,
+                "hack",
+            ));
+        }
+        assert_eq!(found.len(), 1, "{found:?}");
+        let b = &found[0];
+        assert!(b.ratio >= 2.0 && b.buzz >= 5.0 && b.value < 0.0, "{b:?}");
+        assert_eq!(b.asset, "BTC");
+        // Quiet for a day, then another burst: a second episode.
+        for i in 0..30 {
+            found.extend(ix.add_and_check(
+                "BTC",
+                96 * H + i * 120_000_000_000,
+                0.5,
+                Origin::News,
+                "rally",
+            ));
+        }
+        assert_eq!(found.len(), 2, "{found:?}");
+        // Another asset's steady stream is not affected.
+        assert!(ix.read("ETH", 96 * H).is_none());
     }
 }
