@@ -156,6 +156,53 @@ pub(crate) async fn wait_turn(
     }
 }
 
+/// Social posts already published (by id), forgetting the oldest beyond 50,000.
+#[derive(Debug, Default)]
+pub(crate) struct SeenPosts {
+    ids: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+    seq: u64,
+}
+
+impl SeenPosts {
+    /// Publishes the posts not seen before, in the order given, as social events known at
+    /// `known` from `src`; records them in the source's health; returns how many.
+    pub(crate) async fn publish_new(
+        &mut self,
+        ctx: &SourceContext,
+        src: atalaya_model::Symbol,
+        known: atalaya_model::UnixNanos,
+        posts: impl IntoIterator<Item = atalaya_model::SocialPost>,
+    ) -> Result<u64, SourceError> {
+        let mut n = 0;
+        for p in posts {
+            if !self.ids.insert(p.id().to_owned()) {
+                continue;
+            }
+            self.order.push_back(p.id().to_owned());
+            if self.order.len() > 50_000
+                && let Some(old) = self.order.pop_front()
+            {
+                self.ids.remove(&old);
+            }
+            self.seq += 1;
+            let env = atalaya_model::Envelope::new(
+                self.seq,
+                known,
+                known,
+                src,
+                atalaya_model::Event::Social(Box::new(p)),
+            );
+            ctx.bus.publish(atalaya_bus::Topic::Inbound, env).await?;
+            n += 1;
+        }
+        if n > 0 {
+            ctx.health.record_events(n, known);
+        }
+        Ok(n)
+    }
+}
+
 /// A request error without its URL (which may carry keys in the query), with its causes
 /// (`error sending request: … Connection refused`).
 pub(crate) fn describe(e: reqwest::Error) -> String {

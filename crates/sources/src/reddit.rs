@@ -8,15 +8,11 @@
 //! news [`Linker`](crate::news::Linker), and published as [`SocialPost`]s with their score and
 //! comment count (for engagement weighting), stamped with the time they became known.
 
-use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use atalaya_bus::Topic;
 use atalaya_bus::health::SourceState;
-use atalaya_model::{
-    Clock, Envelope, Event, LiveClock, SocialPlatform, SocialPost, Symbol, UnixNanos,
-};
+use atalaya_model::{Clock, LiveClock, SocialPlatform, SocialPost, Symbol, UnixNanos};
 use atalaya_net::RateLimiter;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -281,9 +277,7 @@ impl Source for RedditSource {
         let spacing_ns = 60 * S / i64::from(self.cfg.requests_per_minute.max(1));
         let mut limiter = RateLimiter::new(1, spacing_ns);
         let src = Symbol::new("reddit").map_err(SourceError::Model)?;
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut order: VecDeque<String> = VecDeque::new();
-        let mut seq = 0u64;
+        let mut seen = crate::SeenPosts::default();
         ctx.health.set_state(SourceState::Running);
         let oauth = self.cfg.oauth();
         let base = if oauth {
@@ -377,26 +371,7 @@ impl Source for RedditSource {
                             continue;
                         }
                     };
-                    let known: UnixNanos = LiveClock.now();
-                    let mut n = 0;
-                    for p in posts {
-                        if !seen.insert(p.id().to_owned()) {
-                            continue;
-                        }
-                        order.push_back(p.id().to_owned());
-                        if order.len() > 50_000
-                            && let Some(old) = order.pop_front()
-                        {
-                            seen.remove(&old);
-                        }
-                        seq += 1;
-                        let env = Envelope::new(seq, known, known, src, Event::Social(Box::new(p)));
-                        ctx.bus.publish(Topic::Inbound, env).await?;
-                        n += 1;
-                    }
-                    if n > 0 {
-                        ctx.health.record_events(n, known);
-                    }
+                    seen.publish_new(&ctx, src, LiveClock.now(), posts).await?;
                 }
             }
             tokio::select! {

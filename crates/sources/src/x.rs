@@ -10,14 +10,11 @@
 //! by id, linked to assets, and published as [`SocialPost`]s with their likes, reposts
 //! (retweets and quotes) and replies, stamped with the time they became known.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
-use atalaya_bus::Topic;
 use atalaya_bus::health::SourceState;
-use atalaya_model::{
-    Clock, Envelope, Event, LiveClock, SocialPlatform, SocialPost, Symbol, UnixNanos, parse_utc,
-};
+use atalaya_model::{Clock, LiveClock, SocialPlatform, SocialPost, Symbol, parse_utc};
 use atalaya_net::RateLimiter;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -235,9 +232,7 @@ impl Source for XSource {
             cfg.base_url.trim_end_matches('/')
         );
         let mut since: Vec<Option<String>> = vec![None; cfg.queries.len()];
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut order: VecDeque<String> = VecDeque::new();
-        let mut seq = 0u64;
+        let mut seen = crate::SeenPosts::default();
         ctx.health.set_state(SourceState::Running);
         'outer: loop {
             for (i, q) in cfg.queries.iter().enumerate() {
@@ -314,27 +309,9 @@ impl Source for XSource {
                 if found.newest_id.is_some() {
                     since[i] = found.newest_id;
                 }
-                let known: UnixNanos = LiveClock.now();
-                let mut n = 0;
                 // Oldest first, as they were posted.
-                for p in found.posts.into_iter().rev() {
-                    if !seen.insert(p.id().to_owned()) {
-                        continue;
-                    }
-                    order.push_back(p.id().to_owned());
-                    if order.len() > 50_000
-                        && let Some(old) = order.pop_front()
-                    {
-                        seen.remove(&old);
-                    }
-                    seq += 1;
-                    let env = Envelope::new(seq, known, known, src, Event::Social(Box::new(p)));
-                    ctx.bus.publish(Topic::Inbound, env).await?;
-                    n += 1;
-                }
-                if n > 0 {
-                    ctx.health.record_events(n, known);
-                }
+                let posts = found.posts.into_iter().rev();
+                seen.publish_new(&ctx, src, LiveClock.now(), posts).await?;
             }
         }
         ctx.health.set_state(SourceState::Finished);

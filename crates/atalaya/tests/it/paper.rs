@@ -2,8 +2,7 @@
 //! exactly the state of an uninterrupted run.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use atalaya_store::{SqliteStore, Store};
 
@@ -26,14 +25,7 @@ enabled = false
 "#;
 
 fn run_cmd(cfg: &Path, db: &Path) -> Command {
-    let mut c = crate::atalaya();
-    c.arg("--config")
-        .arg(cfg)
-        .args([
-            "run", "--demo", "--speed", "max", "--for", "3d", "--seed", "21", "--db",
-        ])
-        .arg(db);
-    c
+    crate::demo_run(cfg, db, "3d", 21)
 }
 
 /// (instrument, entry, exit, pnl) of every stored trade, and the number of audit rows.
@@ -69,28 +61,12 @@ async fn a_sigkilled_run_resumes_to_the_same_portfolio_as_an_uninterrupted_one()
 
     // Kill the second run with SIGKILL once it has stored some trades, mid-stream.
     let cut = dir.path().join("cut.db");
-    let mut child = run_cmd(&cfg, &cut)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
     let mut seen = 0;
-    while t0.elapsed() < Duration::from_secs(120) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if cut.exists() {
-            seen = journal(&cut).await.len();
-            if seen >= 10 {
-                break;
-            }
-        }
-    }
-    let status = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let _ = child.wait();
+    crate::sigkill_when(run_cmd(&cfg, &cut), &cut, async || {
+        seen = journal(&cut).await.len();
+        seen >= 10
+    })
+    .await;
     let partial = journal(&cut).await;
     assert!(
         partial.len() >= seen && partial.len() < want.len(),

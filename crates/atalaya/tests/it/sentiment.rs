@@ -3,8 +3,7 @@
 //! every factor, sentiment included — that an uninterrupted run stores.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use atalaya_store::{OpportunityQuery, SqliteStore, Store};
 
@@ -19,14 +18,7 @@ enabled = false
 "#;
 
 fn run_cmd(cfg: &Path, db: &Path) -> Command {
-    let mut c = crate::atalaya();
-    c.arg("--config")
-        .arg(cfg)
-        .args([
-            "run", "--demo", "--speed", "max", "--for", "4d", "--seed", "5", "--db",
-        ])
-        .arg(db);
-    c
+    crate::demo_run(cfg, db, "4d", 5)
 }
 
 /// Every stored opportunity as text: time, instrument, kind, score and each factor.
@@ -87,24 +79,11 @@ async fn a_restart_rebuilds_the_sentiment_index_from_the_stored_headlines() {
     );
 
     let cut = dir.path().join("cut.db");
-    let mut child = run_cmd(&cfg, &cut)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(120) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if cut.exists() && opportunities(&cut).await.0.len() >= want.len() / 5 {
-            break;
-        }
-    }
-    let status = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let _ = child.wait();
+    let enough = want.len() / 5;
+    crate::sigkill_when(run_cmd(&cfg, &cut), &cut, async || {
+        opportunities(&cut).await.0.len() >= enough
+    })
+    .await;
     let partial = opportunities(&cut).await.0.len();
     assert!(
         partial < want.len(),
