@@ -18,6 +18,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/candles", get(candles))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/portfolio", get(portfolio))
+        .route("/api/v1/onchain", get(onchain))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
@@ -191,6 +192,43 @@ async fn alerts(
     Ok(Json(
         serde_json::to_value(page).map_err(|e| ApiError::Internal(Box::new(e)))?,
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnchainParams {
+    chain: Option<String>,
+    metric: Option<String>,
+    since: Option<String>,
+    limit: Option<String>,
+}
+
+/// On-chain readings, newest first: `?chain=bitcoin&metric=fee_fastest&since=…&limit=…`.
+async fn onchain(
+    State(s): State<AppState>,
+    q: Result<Query<OnchainParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let p = query(q)?;
+    let name = |field: &str, v: Option<String>| match v {
+        Some(v)
+            if v.is_empty()
+                || v.len() > 64
+                || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+        {
+            Err(ApiError::BadRequest(format!(
+                "{field}: {v:?} is not a name"
+            )))
+        }
+        v => Ok(v),
+    };
+    let oq = atalaya_store::OnchainQuery {
+        chain: name("chain", p.chain)?,
+        metric: name("metric", p.metric)?,
+        since: time("since", p.since.as_deref())?,
+        limit: number("limit", p.limit.as_deref(), 100, 1000)?,
+    };
+    let rows = s.store.onchain_metrics(&oq).await?;
+    Ok(Json(json!({ "count": rows.len(), "metrics": rows })))
 }
 
 #[derive(Deserialize)]

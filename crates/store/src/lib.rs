@@ -198,6 +198,34 @@ pub struct OpportunityQuery {
     pub per_page: u32,
 }
 
+/// Filters for [`Store::onchain_metrics`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OnchainQuery {
+    /// Only this chain (`bitcoin`, `ethereum`).
+    pub chain: Option<String>,
+    /// Only this metric (`fee_fastest`, `usdt_mint`, …).
+    pub metric: Option<String>,
+    /// Known at or after this time.
+    pub since: Option<UnixNanos>,
+    /// At most this many rows.
+    pub limit: u32,
+}
+
+/// A stored on-chain reading.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredMetric {
+    /// The chain.
+    pub chain: String,
+    /// The metric.
+    pub metric: String,
+    /// Its value.
+    pub value: f64,
+    /// Its unit.
+    pub unit: String,
+    /// When it became known.
+    pub ts: UnixNanos,
+}
+
 /// A stored opportunity with its row id.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StoredOpportunity {
@@ -371,6 +399,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn delivery_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError>;
     /// The latest closed paper trades, newest exit first.
     async fn paper_trades(&self, limit: u32) -> Result<Vec<PaperTradeRow>, StoreError>;
+    /// Stored on-chain metrics matching `q`, newest first.
+    async fn onchain_metrics(&self, q: &OnchainQuery) -> Result<Vec<StoredMetric>, StoreError>;
     /// Text items that became known at or after `from`, with that time, in the order they
     /// became known (for rebuilding the sentiment index on restart). A row whose body cannot
     /// be read back is skipped with a warning rather than failing the whole read.

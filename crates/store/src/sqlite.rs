@@ -17,9 +17,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlSafeStr};
 
 use crate::{
-    Batch, CandleQuery, DeliveryUpdate, DueDelivery, OpportunityQuery, Page, PaperTradeRow,
-    SeriesStats, Store, StoreError, StoreStats, StoredAlert, StoredDelivery, StoredOpportunity,
-    TextItem,
+    Batch, CandleQuery, DeliveryUpdate, DueDelivery, OnchainQuery, OpportunityQuery, Page,
+    PaperTradeRow, SeriesStats, Store, StoreError, StoreStats, StoredAlert, StoredDelivery,
+    StoredMetric, StoredOpportunity, TextItem,
 };
 
 /// The migrations, embedded so the binary needs no files at run time.
@@ -456,6 +456,32 @@ impl Store for SqliteStore {
                 exit_time: r.get(2),
                 pnl: r.get(3),
                 body: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn onchain_metrics(&self, oq: &OnchainQuery) -> Result<Vec<StoredMetric>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT chain, metric, value, unit, ts_received FROM onchain_metrics
+             WHERE (?1 IS NULL OR chain = ?1) AND (?2 IS NULL OR metric = ?2)
+               AND ts_received >= ?3
+             ORDER BY ts_received DESC, chain, metric LIMIT ?4",
+        )
+        .bind(oq.chain.as_deref())
+        .bind(oq.metric.as_deref())
+        .bind(oq.since.unwrap_or(UnixNanos::MIN))
+        .bind(i64::from(oq.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("select on-chain metrics"))?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredMetric {
+                chain: r.get(0),
+                metric: r.get(1),
+                value: r.get(2),
+                unit: r.get(3),
+                ts: r.get(4),
             })
             .collect())
     }

@@ -81,6 +81,16 @@ async fn state() -> (tempfile::TempDir, AppState) {
             short: None,
         });
     }
+    let (btc, eth) = (
+        atalaya_model::Symbol::new("bitcoin").unwrap(),
+        atalaya_model::Symbol::new("ethereum").unwrap(),
+    );
+    for i in 0..4 {
+        let m = atalaya_model::OnchainMetric::new(btc, "fee_fastest", 10.0 + i as f64, "sat/vB");
+        b.onchain.push((m.unwrap(), i * HOUR));
+    }
+    let mint = atalaya_model::OnchainMetric::new(eth, "usdt_mint", 250.5, "USDT").unwrap();
+    b.onchain.push((mint, 2 * HOUR));
     store.write(&b).await.unwrap();
     let health = Health::new();
     let src = health.register("sim");
@@ -264,6 +274,31 @@ async fn alerts_newest_first() {
     assert_eq!(v["total"], 2);
     let (s, _) = get(&st, "/api/v1/alerts?since=never").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn onchain_metrics_newest_first_with_filters() {
+    let (_d, st) = state().await;
+    let (s, v) = get(&st, "/api/v1/onchain").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["count"], 5);
+    assert_eq!(v["metrics"][0]["value"], 13.0, "newest first: {v}");
+    let (_, v) = get(&st, "/api/v1/onchain?chain=ethereum").await;
+    assert_eq!(v["count"], 1);
+    assert_eq!(v["metrics"][0]["metric"], "usdt_mint");
+    assert_eq!(v["metrics"][0]["unit"], "USDT");
+    let (_, v) = get(&st, "/api/v1/onchain?metric=fee_fastest&since=7200&limit=1").await;
+    assert_eq!(v["count"], 1);
+    assert_eq!(v["metrics"][0]["ts"], 3 * HOUR);
+    for bad in [
+        "/api/v1/onchain?chain=bit%20coin",
+        "/api/v1/onchain?limit=5000",
+        "/api/v1/onchain?since=never",
+        "/api/v1/onchain?colour=red",
+    ] {
+        let (s, v) = get(&st, bad).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
 }
 
 #[tokio::test]
