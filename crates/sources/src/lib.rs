@@ -135,6 +135,22 @@ pub(crate) async fn take_turn(
     }
 }
 
+/// `"{path}: \"…\" is not an http(s) URL"` unless `url` is one (the collectors' endpoints).
+pub(crate) fn url_problem(path: &str, url: &str) -> Option<String> {
+    (!(url.starts_with("http://") || url.starts_with("https://")))
+        .then(|| format!("{path}: {url:?} is not an http(s) URL"))
+}
+
+/// A configuration error listing every problem, unless there are none (the collectors'
+/// constructors).
+pub(crate) fn refuse_problems(problems: Vec<String>) -> Result<(), SourceError> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(SourceError::Config(problems))
+    }
+}
+
 /// Waits until `limiter` grants one request (its spacing, a 429's pause); `false` when
 /// `cancel` fires first. The pollers (Reddit, NewsAPI, X, on-chain) share it.
 pub(crate) async fn wait_turn(

@@ -67,9 +67,7 @@ impl NewsConfig {
             p.push("news.feeds: at least one feed URL is needed".to_owned());
         }
         for f in &self.feeds {
-            if !(f.starts_with("http://") || f.starts_with("https://")) {
-                p.push(format!("news.feeds: {f:?} is not an http(s) URL"));
-            }
+            p.extend(crate::url_problem("news.feeds", f));
         }
         if self.poll_secs < 10 {
             p.push("news.poll_secs: at least 10 (be kind to publishers)".into());
@@ -424,10 +422,7 @@ pub struct NewsSource {
 impl NewsSource {
     /// A source for `cfg` (checked).
     pub fn new(cfg: NewsConfig) -> Result<Self, SourceError> {
-        let p = cfg.problems();
-        if !p.is_empty() {
-            return Err(SourceError::Config(p));
-        }
+        crate::refuse_problems(cfg.problems())?;
         Ok(Self { cfg })
     }
 }

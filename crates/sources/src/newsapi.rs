@@ -75,12 +75,7 @@ impl NewsApiConfig {
                 "newsapi.poll_secs: at least 1 (the free plan allows 100 requests a day)".into(),
             );
         }
-        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
-            p.push(format!(
-                "newsapi.base_url: {:?} is not an http(s) URL",
-                self.base_url
-            ));
-        }
+        p.extend(crate::url_problem("newsapi.base_url", &self.base_url));
         p
     }
 }
@@ -161,9 +156,7 @@ impl NewsApiSource {
     pub fn new(cfg: NewsApiConfig) -> Result<Self, SourceError> {
         let mut p = cfg.problems();
         p.extend(cfg.key_problem());
-        if !p.is_empty() {
-            return Err(SourceError::Config(p));
-        }
+        crate::refuse_problems(p)?;
         Ok(Self { cfg })
     }
 }

@@ -87,7 +87,6 @@ impl OnchainConfig {
     /// Problems with the settings, each with its field.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        let url_ok = |u: &str| u.starts_with("http://") || u.starts_with("https://");
         if self.mempool_url.is_empty() && self.ethereum_rpc_url.is_empty() {
             p.push("onchain: set mempool_url, ethereum_rpc_url or both".to_owned());
         }
@@ -95,8 +94,8 @@ impl OnchainConfig {
             ("mempool_url", &self.mempool_url),
             ("ethereum_rpc_url", &self.ethereum_rpc_url),
         ] {
-            if !u.is_empty() && !url_ok(u) {
-                p.push(format!("onchain.{field}: {u:?} is not an http(s) URL"));
+            if !u.is_empty() {
+                p.extend(crate::url_problem(&format!("onchain.{field}"), u));
             }
         }
         if self.poll_secs == 0 {
@@ -325,10 +324,7 @@ pub struct OnchainSource {
 impl OnchainSource {
     /// A source for `cfg` (checked).
     pub fn new(cfg: OnchainConfig) -> Result<Self, SourceError> {
-        let p = cfg.problems();
-        if !p.is_empty() {
-            return Err(SourceError::Config(p));
-        }
+        crate::refuse_problems(cfg.problems())?;
         Ok(Self { cfg })
     }
 }

@@ -103,9 +103,7 @@ impl RedditConfig {
             ("auth_url", &self.auth_url),
             ("oauth_url", &self.oauth_url),
         ] {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                p.push(format!("reddit.{field}: {u:?} is not an http(s) URL"));
-            }
+            p.extend(crate::url_problem(&format!("reddit.{field}"), u));
         }
         if self.client_id.is_empty() != self.client_secret.is_empty() {
             p.push(
@@ -248,10 +246,7 @@ pub struct RedditSource {
 impl RedditSource {
     /// A source for `cfg` (checked).
     pub fn new(cfg: RedditConfig) -> Result<Self, SourceError> {
-        let p = cfg.problems();
-        if !p.is_empty() {
-            return Err(SourceError::Config(p));
-        }
+        crate::refuse_problems(cfg.problems())?;
         Ok(Self { cfg })
     }
 }

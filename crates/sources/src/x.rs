@@ -84,12 +84,7 @@ impl XConfig {
         if self.requests_per_15min == 0 || self.requests_per_15min > 450 {
             p.push("x.requests_per_15min: between 1 and 450".into());
         }
-        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
-            p.push(format!(
-                "x.base_url: {:?} is not an http(s) URL",
-                self.base_url
-            ));
-        }
+        p.extend(crate::url_problem("x.base_url", &self.base_url));
         p
     }
 }
@@ -207,9 +202,7 @@ impl XSource {
     pub fn new(cfg: XConfig) -> Result<Self, SourceError> {
         let mut p = cfg.problems();
         p.extend(cfg.token_problem());
-        if !p.is_empty() {
-            return Err(SourceError::Config(p));
-        }
+        crate::refuse_problems(p)?;
         Ok(Self { cfg })
     }
 }
