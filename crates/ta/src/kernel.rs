@@ -87,7 +87,7 @@ pub fn batch_pair<A: Steady, B: Steady>(
 }
 
 /// `update()` into `out` until `ind` is steady; how many inputs that took.
-fn warm<K: Steady>(ind: &mut K, input: &[f64], out: &mut [f64]) -> usize {
+pub(crate) fn warm<K: Steady>(ind: &mut K, input: &[f64], out: &mut [f64]) -> usize {
     let mut i = 0;
     while i < input.len() && ind.steady_state().is_none() {
         out[i] = ind.update(input[i]).unwrap_or(f64::NAN);

@@ -104,11 +104,7 @@ impl Ema {
             return;
         }
         let [out] = crate::rows([out], None, input.len());
-        let mut i = 0;
-        while i < input.len() && self.seen < self.period {
-            out[i] = self.update(input[i]).unwrap_or(f64::NAN);
-            i += 1;
-        }
+        let i = crate::kernel::warm(self, input, out);
         if self.seen >= self.period {
             self.value = ema_fused_steps(&input[i..], self.k, self.value, &mut out[i..]);
         }
