@@ -3,7 +3,7 @@
 //! answer waited out and counted, an error body reported with its code.
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use atalaya_model::Event;
 use atalaya_sources::newsapi::{NewsApiConfig, NewsApiSource};
@@ -11,7 +11,7 @@ use atalaya_testkit::fake_http::{Canned, FakeHttp};
 use serde_json::json;
 
 mod common;
-use common::start;
+use common::{receive_until, start};
 
 #[tokio::test]
 async fn newsapi_articles_once_each_key_in_a_header_and_limits_respected() {
@@ -41,22 +41,14 @@ async fn newsapi_articles_once_each_key_in_a_header_and_limits_respected() {
         ..NewsApiConfig::default()
     };
     let mut run = start(NewsApiSource::new(cfg).unwrap());
-    let mut items = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline && server.requests().len() < 4 {
-        if let Ok(Some(env)) =
-            tokio::time::timeout(Duration::from_millis(200), run.sub.recv()).await
-            && let Event::News(n) = env.payload
-        {
-            items.push(*n);
-        }
-    }
-    while let Ok(Some(env)) = tokio::time::timeout(Duration::from_millis(300), run.sub.recv()).await
-    {
-        if let Event::News(n) = env.payload {
-            items.push(*n);
-        }
-    }
+    let events = receive_until(&mut run, 15, |_| server.requests().len() >= 4).await;
+    let items: Vec<_> = events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::News(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
     let status = run.health.sources()[0].clone();
     run.cancel.cancel();
     run.task.await.unwrap().unwrap();

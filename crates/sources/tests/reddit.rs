@@ -3,15 +3,13 @@
 //! descriptive User-Agent, a 429 waited out and counted.
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
-
 use atalaya_model::Event;
 use atalaya_sources::reddit::{RedditConfig, RedditSource};
 use atalaya_testkit::fake_http::{Canned, FakeHttp};
 use serde_json::json;
 
 mod common;
-use common::start;
+use common::{posts, receive_until, start};
 
 fn listing() -> serde_json::Value {
     json!({"kind": "Listing", "data": {"after": null, "before": null, "dist": 3, "modhash": "", "geo_filter": "",
@@ -43,22 +41,7 @@ async fn reddit_posts_once_each_with_engagement_and_a_429_waited_out() {
         ..RedditConfig::default()
     };
     let mut run = start(RedditSource::new(cfg).unwrap());
-    let mut posts = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline && server.requests().len() < 4 {
-        if let Ok(Some(env)) =
-            tokio::time::timeout(Duration::from_millis(200), run.sub.recv()).await
-            && let Event::Social(p) = env.payload
-        {
-            posts.push(*p);
-        }
-    }
-    while let Ok(Some(env)) = tokio::time::timeout(Duration::from_millis(300), run.sub.recv()).await
-    {
-        if let Event::Social(p) = env.payload {
-            posts.push(*p);
-        }
-    }
+    let posts = posts(receive_until(&mut run, 15, |_| server.requests().len() >= 4).await);
     let status = run.health.sources()[0].clone();
     run.cancel.cancel();
     run.task.await.unwrap().unwrap();
@@ -117,16 +100,8 @@ async fn reddit_oauth_token_bearer_listings_and_a_new_token_after_a_401() {
         ..RedditConfig::default()
     };
     let mut run = start(RedditSource::new(cfg).unwrap());
-    let mut posts = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline && posts.len() < 2 {
-        if let Ok(Some(env)) =
-            tokio::time::timeout(Duration::from_millis(200), run.sub.recv()).await
-            && let Event::Social(p) = env.payload
-        {
-            posts.push(*p);
-        }
-    }
+    let done = |e: &[Event]| e.iter().filter(|e| matches!(e, Event::Social(_))).count() >= 2;
+    let posts = posts(receive_until(&mut run, 15, done).await);
     let status = run.health.sources()[0].clone();
     run.cancel.cancel();
     run.task.await.unwrap().unwrap();

@@ -3,15 +3,14 @@
 //! first answer, a 429 waited out until `x-rate-limit-reset` (X sends no `Retry-After`).
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use atalaya_model::Event;
 use atalaya_sources::x::{XConfig, XSource};
 use atalaya_testkit::fake_http::{Canned, FakeHttp};
 use serde_json::json;
 
 mod common;
-use common::start;
+use common::{posts, receive_until, start};
 
 #[tokio::test]
 async fn x_posts_once_each_with_since_id_and_the_rate_limit_reset_respected() {
@@ -57,22 +56,7 @@ async fn x_posts_once_each_with_since_id_and_the_rate_limit_reset_respected() {
         ..XConfig::default()
     };
     let mut run = start(XSource::new(cfg).unwrap());
-    let mut posts = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline && server.requests().len() < 4 {
-        if let Ok(Some(env)) =
-            tokio::time::timeout(Duration::from_millis(200), run.sub.recv()).await
-            && let Event::Social(p) = env.payload
-        {
-            posts.push(*p);
-        }
-    }
-    while let Ok(Some(env)) = tokio::time::timeout(Duration::from_millis(300), run.sub.recv()).await
-    {
-        if let Event::Social(p) = env.payload {
-            posts.push(*p);
-        }
-    }
+    let posts = posts(receive_until(&mut run, 20, |_| server.requests().len() >= 4).await);
     let status = run.health.sources()[0].clone();
     run.cancel.cancel();
     run.task.await.unwrap().unwrap();

@@ -39,3 +39,38 @@ pub fn start(source: impl Source + 'static) -> Running {
         sub,
     }
 }
+
+/// The events `run` publishes until `done(events so far)` holds (for at most `secs` seconds),
+/// then whatever else arrives within 300 ms.
+pub async fn receive_until(
+    run: &mut Running,
+    secs: u64,
+    done: impl Fn(&[atalaya_model::Event]) -> bool,
+) -> Vec<atalaya_model::Event> {
+    use std::time::{Duration, Instant};
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline && !done(&got) {
+        if let Ok(Some(env)) =
+            tokio::time::timeout(Duration::from_millis(200), run.sub.recv()).await
+        {
+            got.push(env.payload);
+        }
+    }
+    while let Ok(Some(env)) = tokio::time::timeout(Duration::from_millis(300), run.sub.recv()).await
+    {
+        got.push(env.payload);
+    }
+    got
+}
+
+/// The social posts among `events`.
+pub fn posts(events: Vec<atalaya_model::Event>) -> Vec<atalaya_model::SocialPost> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            atalaya_model::Event::Social(p) => Some(*p),
+            _ => None,
+        })
+        .collect()
+}
