@@ -58,7 +58,14 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
-    /// Text sentiment: `atalaya sentiment eval --data LABELED.csv`.
+    /// Model files: `atalaya models download NAME`.
+    Models {
+        /// What to do.
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+    /// Text sentiment: `atalaya sentiment eval --data LABELED.csv [--model DIR]`,
+    /// `atalaya sentiment train --data LABELED.csv --out DIR [--base MODEL_DIR]`.
     Sentiment {
         /// What to do.
         #[command(subcommand)]
@@ -334,9 +341,8 @@ pub enum AlertsAction {
 /// `atalaya sentiment …`.
 #[derive(Debug, Subcommand)]
 pub enum SentimentAction {
-    /// Accuracy, macro-F1 and the confusion matrix of the lexicon model on labelled CSV
-    /// (`text,label`; labels positive/neutral/negative, bullish/bearish, or mapped with
-    /// `--labels`).
+    /// Accuracy, macro-F1 and the confusion matrix on labelled CSV (`text,label`; labels
+    /// positive/neutral/negative, bullish/bearish, or mapped with `--labels`).
     Eval {
         /// The labelled CSV.
         #[arg(long, value_name = "FILE")]
@@ -344,12 +350,67 @@ pub enum SentimentAction {
         /// Maps other label vocabularies: `0=bearish,1=bullish,2=neutral`.
         #[arg(long, value_name = "MAP")]
         labels: Option<String>,
+        /// The model: `lexicon`, `default` (the shipped head over all-MiniLM-L6-v2 from
+        /// `--base`), `ensemble` (as `[engine.sentiment]` configures it) or a model directory
+        /// (a sequence-classification checkpoint such as FinBERT, or one written by
+        /// `sentiment train`). Default: `ensemble`.
+        #[arg(long, value_name = "MODEL")]
+        model: Option<String>,
+        /// The all-MiniLM-L6-v2 directory for `--model default` (default: the models directory's
+        /// `sentence-transformers/all-MiniLM-L6-v2`).
+        #[arg(long, value_name = "DIR")]
+        base: Option<PathBuf>,
         /// Directory with VADER's `vader_lexicon.txt` (from the `vaderSentiment` package).
         #[arg(long, value_name = "DIR", env = "ATALAYA_LEXICON_DIR")]
         lexicon: Option<PathBuf>,
         /// Directory with FinVADER's `sentibignomics.tsv` and `henry_2008.tsv`.
         #[arg(long, value_name = "DIR", env = "ATALAYA_FINANCE_LEXICON_DIR")]
         finance: Option<PathBuf>,
+    },
+    /// Train a classification head over an embedding model's sentence vectors on labelled CSV
+    /// and write a model directory that `--model DIR` and `[engine.sentiment] model_dir` load.
+    Train {
+        /// The labelled CSV.
+        #[arg(long, value_name = "FILE")]
+        data: PathBuf,
+        /// Maps other label vocabularies: `0=bearish,1=bullish,2=neutral`.
+        #[arg(long, value_name = "MAP")]
+        labels: Option<String>,
+        /// The model directory to write.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The embedding model (Hugging Face layout; default: the models directory's
+        /// `sentence-transformers/all-MiniLM-L6-v2`).
+        #[arg(long, value_name = "MODEL_DIR")]
+        base: Option<PathBuf>,
+        /// L2 penalty (default: chosen on a held-out sixth of the training rows).
+        #[arg(long)]
+        l2: Option<f64>,
+    },
+}
+
+/// `atalaya models …`.
+#[derive(Debug, Subcommand)]
+pub enum ModelsAction {
+    /// Download a BERT-family model (`config.json`, `tokenizer.json`, weights) from the Hugging
+    /// Face Hub, e.g. `sentence-transformers/all-MiniLM-L6-v2` or `ProsusAI/finbert`.
+    Download {
+        /// The Hub name, `owner/name`.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Branch, tag or commit.
+        #[arg(long, default_value = "main")]
+        revision: String,
+        /// Where to write (default: the models directory's NAME: `$ATALAYA_MODELS_DIR`, else
+        /// `~/.cache/atalaya/models`).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The Hub endpoint.
+        #[arg(long, env = "HF_ENDPOINT", default_value = atalaya_sources::hub::DEFAULT_ENDPOINT)]
+        endpoint: String,
+        /// Download again files that are already there.
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -13,4 +13,5 @@ pub mod indicators;
 pub mod patterns;
 pub mod replay;
 pub mod run;
+pub mod sentiment;
 pub mod watch;

@@ -229,12 +229,13 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 atalaya::cli::SentimentAction::Eval {
                     data,
                     labels,
+                    model,
+                    base,
                     lexicon,
                     finance,
                 },
         } => {
-            use atalaya_ml::eval::{LabelMap, Report, read_labelled};
-            use atalaya_ml::sentiment::LexiconModel;
+            use atalaya_ml::eval::{LabelMap, read_labelled};
             let map = match labels.as_deref().map(LabelMap::parse).transpose() {
                 Ok(m) => m.unwrap_or_default(),
                 Err(e) => {
@@ -242,26 +243,83 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            let model = match &lexicon {
-                Some(dir) => LexiconModel::load(dir, finance.as_deref())?,
-                None => {
-                    eprintln!(
-                        "warning: no --lexicon directory (VADER's vader_lexicon.txt): scoring with the crypto-slang lexicon alone"
-                    );
-                    LexiconModel::crypto_only()
-                }
-            };
             let rows = read_labelled(&data, &map)?;
-            let p = &model.provenance;
-            println!(
-                "{} texts; lexicon: {} VADER, {} finance, {} crypto-slang entries",
-                rows.len(),
-                p.vader,
-                p.finance,
-                p.crypto
-            );
-            let report = Report::of(rows.iter().map(|(t, y)| (*y, model.score(t).polarity())));
+            let spec = model.as_deref().unwrap_or("ensemble");
+            let progress = std::io::stderr().is_terminal();
+            if let Some(t) = atalaya::sentiment::transformer_for(spec, base.as_deref())? {
+                let (report, rate) = atalaya::sentiment::eval_transformer(&t, &rows, progress)?;
+                println!(
+                    "{} texts; model {} ({}), {rate:.0} texts/s",
+                    rows.len(),
+                    t.encoder().dir().display(),
+                    t.kind()
+                );
+                print!("{}", report.render());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut scfg = cfg.engine.sentiment.clone();
+            if lexicon.is_some() {
+                scfg.lexicon_dir = lexicon;
+            }
+            if finance.is_some() {
+                scfg.finance_lexicon_dir = finance;
+            }
+            if scfg.lexicon_dir.is_none() {
+                eprintln!(
+                    "warning: no --lexicon directory (VADER's vader_lexicon.txt): scoring with the crypto-slang lexicon alone"
+                );
+            }
+            if spec == "lexicon" {
+                scfg.model_dir = None;
+                (scfg.transformer_weight, scfg.keyword_weight) = (0.0, 0.0);
+                scfg.lexicon_weight = 1.0;
+            }
+            let model = atalaya_engine::sentiment_model(&scfg)?;
+            let (description, report) =
+                atalaya::sentiment::eval_ensemble(&model, &scfg, &rows, progress);
+            println!("{} texts; {description}", rows.len());
             print!("{}", report.render());
+        }
+        Command::Sentiment {
+            action:
+                atalaya::cli::SentimentAction::Train {
+                    data,
+                    labels,
+                    out,
+                    base,
+                    l2,
+                },
+        } => {
+            let s = atalaya::sentiment::train(
+                &data,
+                labels.as_deref(),
+                &out,
+                base.as_deref(),
+                l2,
+                std::io::stderr().is_terminal(),
+            )?;
+            println!("{s}");
+        }
+        Command::Models {
+            action:
+                atalaya::cli::ModelsAction::Download {
+                    name,
+                    revision,
+                    dir,
+                    endpoint,
+                    force,
+                },
+        } => {
+            let s = atalaya::sentiment::download(
+                &name,
+                &revision,
+                dir.as_deref(),
+                &endpoint,
+                force,
+                std::io::stderr().is_terminal(),
+            )
+            .await?;
+            print!("{s}");
         }
         Command::Patterns(a) => {
             let parsed: Result<Vec<usize>, _> = a

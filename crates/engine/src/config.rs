@@ -40,6 +40,19 @@ pub struct SentimentConfig {
     pub lexicon_dir: Option<std::path::PathBuf>,
     /// Directory with FinVADER's `sentibignomics.tsv` and `henry_2008.tsv`.
     pub finance_lexicon_dir: Option<std::path::PathBuf>,
+    /// A transformer model directory (a sequence classifier such as FinBERT, a directory
+    /// written by `atalaya sentiment train`, or all-MiniLM-L6-v2 as downloaded, which gets the
+    /// shipped head); without it the lexicon and the keyword signal score text.
+    pub model_dir: Option<std::path::PathBuf>,
+    /// Ensemble weight of the lexicon model's score.
+    pub lexicon_weight: f64,
+    /// Ensemble weight of the transformer's score (when `model_dir` is set).
+    pub transformer_weight: f64,
+    /// Ensemble weight of the crypto-keyword signal.
+    pub keyword_weight: f64,
+    /// A text is labelled neutral when the ensemble's score lies within ± this (labels only:
+    /// the sentiment factor uses the score itself).
+    pub neutral_band: f64,
     /// Age at which an item counts half, in hours.
     pub half_life_hours: f64,
     /// The factor is absent when the newest item about the asset is older than this, in hours.
@@ -60,6 +73,11 @@ impl Default for SentimentConfig {
         Self {
             lexicon_dir: None,
             finance_lexicon_dir: None,
+            model_dir: None,
+            lexicon_weight: 0.3,
+            transformer_weight: 0.5,
+            keyword_weight: 0.2,
+            neutral_band: atalaya_ml::ensemble::DEFAULT_NEUTRAL_BAND,
             half_life_hours: 6.0,
             max_age_hours: 24.0,
             news_weight: 0.6,
@@ -308,10 +326,25 @@ impl EngineConfig {
             ("sentiment.news_weight", st.news_weight),
             ("sentiment.social_weight", st.social_weight),
             ("sentiment.buzz_min_items", st.buzz_min_items),
+            ("sentiment.lexicon_weight", st.lexicon_weight),
+            ("sentiment.transformer_weight", st.transformer_weight),
+            ("sentiment.keyword_weight", st.keyword_weight),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 bad(path, format!("must be zero or positive, got {v}"));
             }
+        }
+        if !(st.neutral_band >= 0.0 && st.neutral_band < 1.0) {
+            bad(
+                "sentiment.neutral_band",
+                format!("must lie in [0, 1), got {}", st.neutral_band),
+            );
+        }
+        if st.lexicon_weight + st.transformer_weight + st.keyword_weight <= 0.0 {
+            bad(
+                "sentiment.lexicon_weight",
+                "the ensemble weights (lexicon, transformer, keyword) must not all be zero".into(),
+            );
         }
         let mut seen = self.timeframes.clone();
         seen.sort();

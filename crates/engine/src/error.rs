@@ -9,8 +9,8 @@ pub enum EngineError {
     /// A domain value was rejected.
     #[error(transparent)]
     Model(#[from] atalaya_model::ModelError),
-    /// A sentiment lexicon could not be loaded.
-    #[error("sentiment lexicon: {0}")]
+    /// A sentiment lexicon or model could not be loaded.
+    #[error("sentiment: {0}")]
     Lexicon(#[from] atalaya_ml::MlError),
 }
 

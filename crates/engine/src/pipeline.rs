@@ -243,11 +243,40 @@ pub struct Pipeline {
     /// The latest market statistics per asset, with their event time.
     market_stats: HashMap<atalaya_model::Symbol, (atalaya_model::MarketStats, UnixNanos)>,
     /// Scores headlines and posts.
-    sentiment_model: atalaya_ml::sentiment::LexiconModel,
+    sentiment_model: atalaya_ml::ensemble::Ensemble,
     /// The per-asset sentiment index.
     sentiment: atalaya_ml::index::SentimentIndex,
     source: Symbol,
     now: UnixNanos,
+}
+
+/// The sentiment ensemble `[engine.sentiment]` describes: the lexicon (VADER's, FinVADER's and
+/// the crypto slang, as far as the directories are given), the transformer in `model_dir` when
+/// set, and the keyword signal.
+pub fn sentiment_model(
+    cfg: &crate::config::SentimentConfig,
+) -> Result<atalaya_ml::ensemble::Ensemble, EngineError> {
+    let lexicon = match &cfg.lexicon_dir {
+        Some(dir) => {
+            atalaya_ml::sentiment::LexiconModel::load(dir, cfg.finance_lexicon_dir.as_deref())?
+        }
+        None => atalaya_ml::sentiment::LexiconModel::crypto_only(),
+    };
+    let transformer = cfg
+        .model_dir
+        .as_deref()
+        .map(atalaya_ml::transformer::TransformerModel::load_or_default)
+        .transpose()?;
+    Ok(atalaya_ml::ensemble::Ensemble::new(
+        lexicon,
+        transformer,
+        atalaya_ml::ensemble::EnsembleWeights {
+            lexicon: cfg.lexicon_weight,
+            transformer: cfg.transformer_weight,
+            keywords: cfg.keyword_weight,
+        },
+    )
+    .with_neutral_band(cfg.neutral_band))
 }
 
 impl Pipeline {
@@ -258,13 +287,7 @@ impl Pipeline {
             return Err(EngineError::Config(issues));
         }
         let (rules, specs) = cfg.compile_rules().map_err(EngineError::Config)?;
-        let sentiment_model = match &cfg.sentiment.lexicon_dir {
-            Some(dir) => atalaya_ml::sentiment::LexiconModel::load(
-                dir,
-                cfg.sentiment.finance_lexicon_dir.as_deref(),
-            )?,
-            None => atalaya_ml::sentiment::LexiconModel::crypto_only(),
-        };
+        let sentiment_model = sentiment_model(&cfg.sentiment)?;
         let mut rule_offsets = Vec::with_capacity(rules.len());
         let mut rule_state = 0;
         for r in &rules {

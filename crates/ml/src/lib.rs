@@ -2,13 +2,19 @@
 //!
 //! * [`sentiment`]: a lexicon model with VADER's rules (Hutto & Gilbert, 2014) over VADER's
 //!   lexicon, FinVADER's finance lexicons and a crypto-slang lexicon this project owns;
+//! * [`transformer`]: BERT-family models with candle (a checkpoint's own classifier, or an
+//!   embedding model with a [`head`] trained here);
+//! * [`ensemble`]: lexicon, transformer and a crypto-keyword signal, weighted;
 //! * [`eval`]: accuracy, macro-F1 and the confusion matrix on labelled CSV (`text,label`).
 //!
 //! Synchronous and allocation-light: one headline is scored in a few microseconds.
 
+pub mod ensemble;
 pub mod eval;
+pub mod head;
 pub mod index;
 pub mod sentiment;
+pub mod transformer;
 
 /// Text-analysis failures.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +35,14 @@ pub enum MlError {
         path: String,
         /// 1-based line.
         line: usize,
+        /// What was wrong.
+        message: String,
+    },
+    /// A model directory could not be used.
+    #[error("model {path}: {message}")]
+    Model {
+        /// The directory or file.
+        path: String,
         /// What was wrong.
         message: String,
     },

@@ -270,7 +270,10 @@ const SPECIAL: &[(&str, f64)] = &[
 ];
 
 /// A polarity label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Polarity {
     /// Bearish.
     Negative,

@@ -19,6 +19,7 @@ pub mod binance_ws;
 pub mod coinbase_rest;
 pub mod coinbase_ws;
 pub mod coingecko;
+pub mod hub;
 pub mod kraken_ws;
 pub mod live;
 pub mod news;

@@ -17,7 +17,9 @@ pub mod fake_chain;
 pub mod fake_coinbase;
 pub mod fake_feed;
 pub mod fake_http;
+pub mod fake_hub;
 pub mod fake_kraken;
+pub mod tiny_bert;
 
 use std::future::Future;
 use std::io::Write;

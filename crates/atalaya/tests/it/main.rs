@@ -7,6 +7,7 @@ mod cli;
 mod demo;
 mod download;
 mod live;
+mod models;
 mod outbox;
 mod paper;
 mod patterns;

