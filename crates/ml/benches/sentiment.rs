@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p atalaya-ml --bench sentiment` (with `ATALAYA_DATA_DIR` for the VADER lexicon
 //! and the twitter financial-news headlines; without it, the crypto-slang lexicon on built-in
-//! headlines)
+//! headlines). With `ATALAYA_TEST_MINILM_DIR` (an all-MiniLM-L6-v2 directory) also the
+//! transformer: the shipped default model over 256 of those headlines, batched.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -50,6 +51,21 @@ fn bench(c: &mut Criterion) {
             black_box(acc)
         })
     });
+    if let Some(dir) = std::env::var_os("ATALAYA_TEST_MINILM_DIR") {
+        let m = atalaya_ml::transformer::default_model(std::path::Path::new(&dir))
+            .expect("all-MiniLM-L6-v2");
+        let batch: Vec<&str> = headlines.iter().take(256).map(String::as_str).collect();
+        g.throughput(Throughput::Elements(batch.len() as u64));
+        g.sample_size(10);
+        g.bench_function("minilm_default_model_256_headlines", |b| {
+            b.iter(|| {
+                black_box(
+                    m.classify(black_box(&batch), &mut |_| {})
+                        .expect("classify"),
+                )
+            })
+        });
+    }
     g.finish();
 }
 

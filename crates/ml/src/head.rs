@@ -329,19 +329,18 @@ mod tests {
         assert_eq!(t.head.scale[3], 1.0);
     }
 
+    fn fixed_penalty(x: &[Vec<f32>], y: &[Polarity]) -> LinearHead {
+        let o = TrainOptions {
+            l2: Some(1e-3),
+            ..TrainOptions::default()
+        };
+        train_head(x, y, &o).unwrap().head
+    }
+
     #[test]
     fn probabilities_sum_to_one() {
         let (x, y) = clusters(10);
-        let h = train_head(
-            &x,
-            &y,
-            &TrainOptions {
-                l2: Some(1e-3),
-                ..TrainOptions::default()
-            },
-        )
-        .unwrap()
-        .head;
+        let h = fixed_penalty(&x, &y);
         for e in &x {
             let p = h.predict(e);
             assert!((p.negative + p.neutral + p.positive - 1.0).abs() < 1e-9);
@@ -368,16 +367,7 @@ mod tests {
     #[test]
     fn check_refuses_mismatched_shapes() {
         let (x, y) = clusters(5);
-        let h = train_head(
-            &x,
-            &y,
-            &TrainOptions {
-                l2: Some(1e-3),
-                ..TrainOptions::default()
-            },
-        )
-        .unwrap()
-        .head;
+        let h = fixed_penalty(&x, &y);
         let mut bad = h.clone();
         bad.weights[0].pop();
         assert!(bad.check().is_err());

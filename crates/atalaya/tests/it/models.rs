@@ -33,25 +33,11 @@ async fn models_download_fetches_a_model_directory_that_loads() {
     let home = tempfile::tempdir().unwrap();
     let models = home.path().to_str().unwrap().to_owned();
     let endpoint = hub.endpoint.clone();
-    let env = [
-        ("ATALAYA_MODELS_DIR", models.as_str()),
-        ("HF_TOKEN", "hf_secret"),
-    ];
-    let args = ["models", "download", "tiny/bert", "--endpoint", &endpoint];
-    let (ok, out, err) = tokio::task::spawn_blocking({
-        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(a, b)| ((*a).into(), (*b).into()))
-            .collect();
-        move || {
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            let e: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-            run(&a, &e)
-        }
-    })
-    .await
-    .unwrap();
+    let (ok, out, err) = blocking(
+        &["models", "download", "tiny/bert", "--endpoint", &endpoint],
+        &[("ATALAYA_MODELS_DIR", &models), ("HF_TOKEN", "hf_secret")],
+    )
+    .await;
     assert!(ok, "{out}{err}");
     let dir = home.path().join("tiny/bert");
     for f in ["config.json", "tokenizer.json", "model.safetensors"] {
@@ -80,7 +66,7 @@ async fn models_download_fetches_a_model_directory_that_loads() {
     // Run again: everything is kept.
     let (ok, out, _) = blocking(
         &["models", "download", "tiny/bert", "--endpoint", &endpoint],
-        &models,
+        &[("ATALAYA_MODELS_DIR", &models)],
     )
     .await;
     assert!(ok && out.matches("kept").count() == 3, "{out}");
@@ -91,7 +77,7 @@ async fn models_download_fetches_a_model_directory_that_loads() {
     hub.put("tiny/old", "pytorch_model.bin", vec![1, 2, 3]);
     let (ok, out, err) = blocking(
         &["models", "download", "tiny/old", "--endpoint", &endpoint],
-        &models,
+        &[("ATALAYA_MODELS_DIR", &models)],
     )
     .await;
     assert!(ok, "{out}{err}");
@@ -107,7 +93,7 @@ async fn models_download_fetches_a_model_directory_that_loads() {
             "--endpoint",
             &endpoint,
         ],
-        &models,
+        &[("ATALAYA_MODELS_DIR", &models)],
     )
     .await;
     assert!(
@@ -116,7 +102,7 @@ async fn models_download_fetches_a_model_directory_that_loads() {
     );
     let (ok, _, err) = blocking(
         &["models", "download", "../etc", "--endpoint", &endpoint],
-        &models,
+        &[("ATALAYA_MODELS_DIR", &models)],
     )
     .await;
     assert!(!ok && err.contains("owner/name"), "{err}");
@@ -132,19 +118,23 @@ async fn models_download_fetches_a_model_directory_that_loads() {
             &endpoint,
             "--force",
         ],
-        &models,
+        &[("ATALAYA_MODELS_DIR", &models)],
     )
     .await;
     assert!(!ok, "{err}");
     assert!(!dir.join("model.safetensors.part").exists());
 }
 
-async fn blocking(args: &[&str], models: &str) -> (bool, String, String) {
+async fn blocking(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-    let models = models.to_owned();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     tokio::task::spawn_blocking(move || {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(&a, &[("ATALAYA_MODELS_DIR", &models)])
+        let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run(&a, &e)
     })
     .await
     .unwrap()
@@ -168,6 +158,21 @@ fn sentiment_train_writes_a_model_that_eval_loads() {
         out.to_str().unwrap(),
     );
     let labels = "0=bearish,1=bullish,2=neutral";
+    let eval = |model: &str| {
+        run(
+            &[
+                "sentiment",
+                "eval",
+                "--data",
+                d,
+                "--labels",
+                labels,
+                "--model",
+                model,
+            ],
+            &[],
+        )
+    };
     let (ok, stdout, err) = run(
         &[
             "sentiment",
@@ -189,19 +194,7 @@ fn sentiment_train_writes_a_model_that_eval_loads() {
         "{stdout}"
     );
     assert!(out.join(atalaya_ml::transformer::HEAD_FILE).exists());
-    let (ok, stdout, err) = run(
-        &[
-            "sentiment",
-            "eval",
-            "--data",
-            d,
-            "--labels",
-            labels,
-            "--model",
-            o,
-        ],
-        &[],
-    );
+    let (ok, stdout, err) = eval(o);
     assert!(ok, "{stdout}{err}");
     assert!(
         stdout.contains("embedding model + trained head"),
@@ -229,33 +222,9 @@ fn sentiment_train_writes_a_model_that_eval_loads() {
         "{err}"
     );
     // A directory that is not a model.
-    let (ok, _, err) = run(
-        &[
-            "sentiment",
-            "eval",
-            "--data",
-            d,
-            "--labels",
-            labels,
-            "--model",
-            b,
-        ],
-        &[],
-    );
+    let (ok, _, err) = eval(b);
     assert!(!ok && err.contains("sentiment train"), "{err}");
-    let (ok, _, err) = run(
-        &[
-            "sentiment",
-            "eval",
-            "--data",
-            d,
-            "--labels",
-            labels,
-            "--model",
-            "nonsense",
-        ],
-        &[],
-    );
+    let (ok, _, err) = eval("nonsense");
     assert!(
         !ok && err.contains("not lexicon, default, ensemble"),
         "{err}"
