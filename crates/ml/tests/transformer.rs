@@ -28,6 +28,7 @@ fn classifier(labels: &[&str], bias: &[f32]) -> (tempfile::TempDir, TransformerM
         classifier: Some(labels.iter().map(|s| (*s).to_owned()).collect()),
         classifier_bias: bias.to_vec(),
         seed: 11,
+        pytorch: false,
     }
     .write(dir.path())
     .unwrap();
@@ -55,6 +56,33 @@ fn a_sequence_classifier_loads_and_batches_like_single_texts() {
     }
     // The texts differ, so their results do (a model that ignored its input would not).
     assert!((batched[0].compound() - batched[1].compound()).abs() > 1e-6);
+}
+
+#[test]
+fn a_pytorch_checkpoint_gives_what_its_safetensors_twin_gives() {
+    let labels = vec!["positive".to_owned(), "negative".into(), "neutral".into()];
+    let (st, pt) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for (dir, pytorch) in [(st.path(), false), (pt.path(), true)] {
+        TinyBert {
+            classifier: Some(labels.clone()),
+            classifier_bias: vec![0.5, -0.5, 0.0],
+            seed: 5,
+            pytorch,
+        }
+        .write(dir)
+        .unwrap();
+    }
+    assert!(pt.path().join("pytorch_model.bin").exists());
+    assert!(!pt.path().join("model.safetensors").exists());
+    let a = TransformerModel::load(st.path())
+        .unwrap()
+        .classify(TEXTS, &mut |_| {})
+        .unwrap();
+    let b = TransformerModel::load(pt.path())
+        .unwrap()
+        .classify(TEXTS, &mut |_| {})
+        .unwrap();
+    assert_eq!(a, b);
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! Tiny BERT model directories in the Hugging Face layout, made on the spot for tests:
 //! `config.json`, a WordPiece `tokenizer.json` over a small vocabulary and `model.safetensors`
-//! with deterministic pseudo-random weights (hidden width 16, 2 heads, 2 layers). Written
-//! with the documented formats alone (the safetensors header is JSON after its 8-byte
-//! little-endian length), so no ML crate is needed to make one.
+//! (or PyTorch's `pytorch_model.bin`) with deterministic pseudo-random weights (hidden width
+//! 16, 2 heads, 2 layers). Written with the documented formats alone — the safetensors header
+//! is JSON after its 8-byte little-endian length; `torch.save`'s file is a zip of
+//! `archive/data.pkl` (a pickled state dict whose tensors are `_rebuild_tensor_v2` calls on
+//! persistent storages) and one raw `archive/data/N` file per storage — so no ML crate is
+//! needed to make one.
 
 use std::path::Path;
 
@@ -27,6 +30,8 @@ pub struct TinyBert {
     pub classifier_bias: Vec<f32>,
     /// Seed of the weights.
     pub seed: u64,
+    /// Write `pytorch_model.bin` (PyTorch's zip format) instead of `model.safetensors`.
+    pub pytorch: bool,
 }
 
 impl Default for TinyBert {
@@ -35,6 +40,7 @@ impl Default for TinyBert {
             classifier: None,
             classifier_bias: Vec::new(),
             seed: 7,
+            pytorch: false,
         }
     }
 }
@@ -166,7 +172,11 @@ impl TinyBert {
             tensors.push(("classifier.weight".into(), vec![k, h], random(k * h, 0.5)));
             tensors.push(("classifier.bias".into(), vec![k], bias));
         }
-        std::fs::write(dir.join("model.safetensors"), safetensors(&tensors))
+        if self.pytorch {
+            std::fs::write(dir.join("pytorch_model.bin"), pytorch_bin(&tensors)?)
+        } else {
+            std::fs::write(dir.join("model.safetensors"), safetensors(&tensors))
+        }
     }
 }
 
@@ -224,4 +234,74 @@ pub fn safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
     out.extend_from_slice(&head);
     out.extend_from_slice(&data);
     out
+}
+
+/// `torch.save(state_dict)` of `F32` tensors: a zip (stored entries) of `archive/data.pkl` —
+/// pickle protocol 2 of an `OrderedDict` mapping each name to
+/// `torch._utils._rebuild_tensor_v2(storage, 0, shape, stride, False, OrderedDict())`, each
+/// storage a persistent id `("storage", torch.FloatStorage, "N", "cpu", numel)` — and the
+/// storages' little-endian bytes in `archive/data/N`.
+pub fn pytorch_bin(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> std::io::Result<Vec<u8>> {
+    fn unicode(p: &mut Vec<u8>, s: &str) {
+        p.push(b'X');
+        p.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        p.extend_from_slice(s.as_bytes());
+    }
+    fn int(p: &mut Vec<u8>, v: usize) {
+        p.push(b'J');
+        p.extend_from_slice(&(v as i32).to_le_bytes());
+    }
+    fn global(p: &mut Vec<u8>, module: &str, name: &str) {
+        p.push(b'c');
+        p.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+    }
+    fn ordered_dict(p: &mut Vec<u8>) {
+        global(p, "collections", "OrderedDict");
+        p.extend_from_slice(b")R");
+    }
+    let mut p = vec![0x80, 2];
+    ordered_dict(&mut p);
+    p.push(b'(');
+    for (i, (name, shape, values)) in tensors.iter().enumerate() {
+        unicode(&mut p, name);
+        global(&mut p, "torch._utils", "_rebuild_tensor_v2");
+        p.push(b'(');
+        p.push(b'(');
+        unicode(&mut p, "storage");
+        global(&mut p, "torch", "FloatStorage");
+        unicode(&mut p, &i.to_string());
+        unicode(&mut p, "cpu");
+        int(&mut p, values.len());
+        p.extend_from_slice(b"tQ");
+        int(&mut p, 0);
+        p.push(b'(');
+        shape.iter().for_each(|d| int(&mut p, *d));
+        p.push(b't');
+        p.push(b'(');
+        let mut stride = vec![1usize; shape.len()];
+        for d in (0..shape.len().saturating_sub(1)).rev() {
+            stride[d] = stride[d + 1] * shape[d + 1];
+        }
+        stride.iter().for_each(|s| int(&mut p, *s));
+        p.push(b't');
+        p.push(0x89);
+        ordered_dict(&mut p);
+        p.extend_from_slice(b"tR");
+    }
+    p.extend_from_slice(b"u.");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut put = |name: &str, bytes: &[u8]| -> std::io::Result<()> {
+        zip.start_file(name, stored)
+            .map_err(std::io::Error::other)?;
+        std::io::Write::write_all(&mut zip, bytes)
+    };
+    put("archive/data.pkl", &p)?;
+    for (i, (_, _, values)) in tensors.iter().enumerate() {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        put(&format!("archive/data/{i}"), &bytes)?;
+    }
+    put("archive/version", b"3\n")?;
+    Ok(zip.finish().map_err(std::io::Error::other)?.into_inner())
 }
