@@ -120,7 +120,7 @@ impl Default for TrainOptions {
 }
 
 /// The penalties tried when [`TrainOptions::l2`] is `None`.
-pub const PENALTIES: [f64; 4] = [1e-4, 1e-3, 1e-2, 3e-2];
+pub const PENALTIES: [f64; 6] = [1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3];
 
 /// What training did.
 #[derive(Clone, Debug, PartialEq)]
