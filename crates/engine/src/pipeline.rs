@@ -265,7 +265,7 @@ pub fn sentiment_model(
     let transformer = cfg
         .model_dir
         .as_deref()
-        .map(atalaya_ml::transformer::TransformerModel::load_or_default)
+        .map(atalaya_ml::transformer::TransformerModel::shared)
         .transpose()?;
     Ok(atalaya_ml::ensemble::Ensemble::new(
         lexicon,
@@ -860,6 +860,17 @@ mod tests {
             timeframes: tfs.to_vec(),
             ..EngineConfig::default()
         }
+    }
+
+    #[test]
+    fn a_model_dir_that_cannot_be_loaded_stops_the_pipeline_with_the_reason() {
+        let mut cfg = EngineConfig::default();
+        cfg.sentiment.model_dir = Some(std::path::PathBuf::from("/nonexistent/model"));
+        let err = Pipeline::new(cfg).unwrap_err().to_string();
+        assert!(
+            err.contains("sentiment") && err.contains("/nonexistent/model/config.json"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! that has nothing to say — no transformer configured, a transformer error, a text without
 //! any keyword — is absent and its weight goes to the others, never a made-up zero.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::sentiment::{LexiconModel, Polarity};
@@ -154,7 +155,7 @@ pub const DEFAULT_NEUTRAL_BAND: f64 = 0.3;
 #[derive(Debug)]
 pub struct Ensemble {
     lexicon: LexiconModel,
-    transformer: Option<TransformerModel>,
+    transformer: Option<Arc<TransformerModel>>,
     weights: EnsembleWeights,
     neutral_band: f64,
     failures: AtomicU64,
@@ -164,7 +165,7 @@ impl Ensemble {
     /// An ensemble of `lexicon`, an optional transformer, and the keyword signal.
     pub fn new(
         lexicon: LexiconModel,
-        transformer: Option<TransformerModel>,
+        transformer: Option<Arc<TransformerModel>>,
         weights: EnsembleWeights,
     ) -> Self {
         Self {
@@ -199,7 +200,7 @@ impl Ensemble {
 
     /// The transformer, when configured.
     pub fn transformer(&self) -> Option<&TransformerModel> {
-        self.transformer.as_ref()
+        self.transformer.as_deref()
     }
 
     /// Texts the transformer failed on (scored without it).
@@ -209,7 +210,7 @@ impl Ensemble {
 
     /// Scores one text.
     pub fn score(&self, text: &str) -> EnsembleScore {
-        let t = self.transformer.as_ref().and_then(|m| {
+        let t = self.transformer.as_deref().and_then(|m| {
             m.classify_one(text)
                 .map_err(|_| self.failures.fetch_add(1, Ordering::Relaxed))
                 .ok()
@@ -220,7 +221,7 @@ impl Ensemble {
 
     /// Scores many texts, the transformer's share in batches (`progress` counts its texts).
     pub fn score_all(&self, texts: &[&str], progress: &mut dyn FnMut(usize)) -> Vec<EnsembleScore> {
-        let t: Vec<Option<f64>> = match &self.transformer {
+        let t: Vec<Option<f64>> = match self.transformer.as_deref() {
             Some(m) if self.weights.transformer > 0.0 => match m.classify(texts, progress) {
                 Ok(p) => p.iter().map(|p| Some(p.compound())).collect(),
                 Err(_) => {

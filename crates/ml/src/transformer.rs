@@ -347,6 +347,45 @@ impl TransformerModel {
         Self::from_encoder(encoder, Some(head))
     }
 
+    /// [`TransformerModel::load_or_default`], shared: a process-wide cache keyed by the
+    /// directory and the modification times of its files hands every caller the same model, so
+    /// the many pipelines of a walk-forward optimisation read the weights once. A directory
+    /// whose files changed since is loaded afresh.
+    pub fn shared(dir: &Path) -> Result<std::sync::Arc<Self>, MlError> {
+        type Cache = std::collections::HashMap<
+            (PathBuf, Vec<Option<std::time::SystemTime>>),
+            std::sync::Arc<TransformerModel>,
+        >;
+        static CACHE: std::sync::OnceLock<std::sync::Mutex<Cache>> = std::sync::OnceLock::new();
+        let stamps = [
+            "config.json",
+            "tokenizer.json",
+            "model.safetensors",
+            "pytorch_model.bin",
+            HEAD_FILE,
+        ]
+        .iter()
+        .map(|f| {
+            std::fs::metadata(dir.join(f))
+                .and_then(|m| m.modified())
+                .ok()
+        })
+        .collect();
+        let key = (
+            std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned()),
+            stamps,
+        );
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(m) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(m);
+        }
+        let model = std::sync::Arc::new(Self::load_or_default(dir)?);
+        if let Ok(mut c) = cache.lock() {
+            c.insert(key, model.clone());
+        }
+        Ok(model)
+    }
+
     fn from_encoder(encoder: Encoder, head: Option<HeadFile>) -> Result<Self, MlError> {
         let dir = encoder.dir.clone();
         let dir = dir.as_path();

@@ -86,6 +86,28 @@ fn a_pytorch_checkpoint_gives_what_its_safetensors_twin_gives() {
 }
 
 #[test]
+fn shared_models_are_loaded_once_until_their_files_change() {
+    let (d, _) = classifier(&["negative", "neutral", "positive"], &[]);
+    let a = TransformerModel::shared(d.path()).unwrap();
+    let b = TransformerModel::shared(d.path()).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    // Rewritten weights (a later modification time): loaded afresh.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(d.path().join("model.safetensors"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    let c = TransformerModel::shared(d.path()).unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&a, &c));
+    // A plain encoder gets the shipped head only when its width fits (MiniLM's 384, not 16).
+    let e = tempfile::tempdir().unwrap();
+    TinyBert::default().write(e.path()).unwrap();
+    let err = TransformerModel::shared(e.path()).unwrap_err().to_string();
+    assert!(err.contains("384"), "{err}");
+}
+
+#[test]
 fn id2label_decides_which_class_is_which() {
     // FinBERT's order: 0 positive, 1 negative, 2 neutral. A large bias on one class wins.
     let (_d, m) = classifier(&["positive", "negative", "neutral"], &[0.0, 30.0, 0.0]);

@@ -230,3 +230,64 @@ fn sentiment_train_writes_a_model_that_eval_loads() {
         "{err}"
     );
 }
+
+#[test]
+fn the_configured_ensemble_uses_the_transformer_with_its_weight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    // A classifier that always says positive (a large bias on that class).
+    TinyBert {
+        classifier: Some(vec!["negative".into(), "neutral".into(), "positive".into()]),
+        classifier_bias: vec![0.0, 0.0, 40.0],
+        ..TinyBert::default()
+    }
+    .write(&model)
+    .unwrap();
+    let data = tmp.path().join("d.csv");
+    std::fs::write(
+        &data,
+        "text,label\nthe market crashes,negative\nbitcoin surges,positive\n",
+    )
+    .unwrap();
+    let config = tmp.path().join("a.toml");
+    let write = |weights: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[engine.sentiment]\nmodel_dir = {:?}\n{weights}\n",
+                model.display().to_string()
+            ),
+        )
+        .unwrap();
+    };
+    let eval = || {
+        run(
+            &[
+                "-c",
+                config.to_str().unwrap(),
+                "sentiment",
+                "eval",
+                "--data",
+                data.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    // The transformer alone: both texts positive.
+    write("lexicon_weight = 0.0\nkeyword_weight = 0.0\ntransformer_weight = 1.0");
+    let (ok, out, err) = eval();
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("transformer") && out.contains("(sequence classifier) × 1"),
+        "{out}"
+    );
+    assert!(out.contains("accuracy 0.5000"), "{out}");
+    // The keywords alone (transformer weight 0): both right.
+    write("lexicon_weight = 0.0\nkeyword_weight = 1.0\ntransformer_weight = 0.0");
+    let (ok, out, err) = eval();
+    assert!(ok && out.contains("accuracy 1.0000"), "{out}{err}");
+    // All zero: refused, naming the field.
+    write("lexicon_weight = 0.0\nkeyword_weight = 0.0\ntransformer_weight = 0.0");
+    let (ok, _, err) = eval();
+    assert!(!ok && err.contains("sentiment.lexicon_weight"), "{err}");
+}
