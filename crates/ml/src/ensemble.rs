@@ -136,13 +136,7 @@ pub struct EnsembleScore {
 impl EnsembleScore {
     /// The label: neutral within ±`band` of zero.
     pub fn polarity_at(&self, band: f64) -> Polarity {
-        if self.compound >= band {
-            Polarity::Positive
-        } else if self.compound <= -band {
-            Polarity::Negative
-        } else {
-            Polarity::Neutral
-        }
+        Polarity::of_score(self.compound, band)
     }
 }
 

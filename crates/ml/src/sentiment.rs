@@ -293,6 +293,18 @@ impl Polarity {
         }
     }
 
+    /// The label of a score in [−1, 1]: positive at ≥ `band`, negative at ≤ −`band`, neutral
+    /// between.
+    pub fn of_score(score: f64, band: f64) -> Self {
+        if score >= band {
+            Self::Positive
+        } else if score <= -band {
+            Self::Negative
+        } else {
+            Self::Neutral
+        }
+    }
+
     /// Reads `positive`/`bullish`, `neutral`, `negative`/`bearish` (any case).
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
@@ -316,13 +328,7 @@ pub struct Scores {
 impl Scores {
     /// The label at VADER's thresholds (±0.05).
     pub fn polarity(&self) -> Polarity {
-        if self.compound >= 0.05 {
-            Polarity::Positive
-        } else if self.compound <= -0.05 {
-            Polarity::Negative
-        } else {
-            Polarity::Neutral
-        }
+        Polarity::of_score(self.compound, 0.05)
     }
 }
 

@@ -101,7 +101,6 @@ pub struct Encoder {
     device: Device,
     hidden: usize,
     dir: PathBuf,
-    vb: VarBuilder<'static>,
     extra: ConfigExtra,
 }
 
@@ -118,6 +117,12 @@ impl Encoder {
     /// Loads `dir`: `config.json` (a BERT-family configuration), `tokenizer.json`, and
     /// `model.safetensors` or else `pytorch_model.bin`.
     pub fn load(dir: &Path) -> Result<Self, MlError> {
+        Ok(Self::open(dir)?.0)
+    }
+
+    /// [`Encoder::load`], with the weights' `VarBuilder` for a head to read its own tensors
+    /// from. Dropping it frees the file's bytes (the encoder keeps its own copies).
+    fn open(dir: &Path) -> Result<(Self, VarBuilder<'static>), MlError> {
         let read = |name: &str| {
             std::fs::read(dir.join(name)).map_err(|source| MlError::Io {
                 path: dir.join(name).display().to_string(),
@@ -163,15 +168,15 @@ impl Encoder {
         };
         let bert = BertModel::load(vb.clone(), &config)
             .map_err(|e| model_err(dir, format!("weights do not match config.json: {e}")))?;
-        Ok(Self {
+        let encoder = Self {
             bert,
             tokenizer,
             device,
             hidden: config.hidden_size,
             dir: dir.to_owned(),
-            vb,
             extra,
-        })
+        };
+        Ok((encoder, vb))
     }
 
     /// Whether `config.json` names a sequence-classification architecture.
@@ -328,7 +333,8 @@ impl TransformerModel {
     /// Loads the encoder in `dir` with the given head (or the checkpoint's own classifier when
     /// `head` is `None`).
     pub fn load_with(dir: &Path, head: Option<HeadFile>) -> Result<Self, MlError> {
-        Self::from_encoder(Encoder::load(dir)?, head)
+        let (encoder, vb) = Encoder::open(dir)?;
+        Self::from_encoder(encoder, &vb, head)
     }
 
     /// Loads `dir` as [`TransformerModel::load`] does, except that an encoder with neither its
@@ -338,13 +344,13 @@ impl TransformerModel {
         if dir.join(HEAD_FILE).exists() {
             return Self::load(dir);
         }
-        let encoder = Encoder::load(dir)?;
-        if encoder.is_classifier() {
-            return Self::from_encoder(encoder, None);
-        }
-        let head = parse_head(DEFAULT_HEAD_JSON.as_bytes())
-            .map_err(|m| model_err(Path::new("<shipped head>"), m))?;
-        Self::from_encoder(encoder, Some(head))
+        let (encoder, vb) = Encoder::open(dir)?;
+        let head = if encoder.is_classifier() {
+            None
+        } else {
+            Some(shipped_head()?)
+        };
+        Self::from_encoder(encoder, &vb, head)
     }
 
     /// [`TransformerModel::load_or_default`], shared: a process-wide cache keyed by the
@@ -386,7 +392,11 @@ impl TransformerModel {
         Ok(model)
     }
 
-    fn from_encoder(encoder: Encoder, head: Option<HeadFile>) -> Result<Self, MlError> {
+    fn from_encoder(
+        encoder: Encoder,
+        vb: &VarBuilder<'_>,
+        head: Option<HeadFile>,
+    ) -> Result<Self, MlError> {
         let dir = encoder.dir.clone();
         let dir = dir.as_path();
         let head = match head {
@@ -403,7 +413,7 @@ impl TransformerModel {
                 }
                 Head::Trained(h.head)
             }
-            None => classifier_head(&encoder)?,
+            None => classifier_head(&encoder, vb)?,
         };
         Ok(Self {
             encoder,
@@ -478,7 +488,7 @@ impl TransformerModel {
     }
 }
 
-fn classifier_head(encoder: &Encoder) -> Result<Head, MlError> {
+fn classifier_head(encoder: &Encoder, vb: &VarBuilder<'_>) -> Result<Head, MlError> {
     let dir = &encoder.dir;
     if !encoder.is_classifier() {
         return Err(model_err(
@@ -511,7 +521,6 @@ fn classifier_head(encoder: &Encoder) -> Result<Head, MlError> {
             "config.json's id2label must number the classes 0, 1, 2, …",
         ));
     }
-    let vb = &encoder.vb;
     let base = if vb.contains_tensor("bert.pooler.dense.weight") {
         vb.pp("bert")
     } else {
@@ -594,7 +603,9 @@ pub const DEFAULT_HEAD_JSON: &str = include_str!("../models/minilm-twitter-head.
 
 /// The shipped default model: [`DEFAULT_HEAD_JSON`] over the all-MiniLM-L6-v2 directory `base`.
 pub fn default_model(base: &Path) -> Result<TransformerModel, MlError> {
-    let head = parse_head(DEFAULT_HEAD_JSON.as_bytes())
-        .map_err(|m| model_err(Path::new("<shipped head>"), m))?;
-    TransformerModel::load_with(base, Some(head))
+    TransformerModel::load_with(base, Some(shipped_head()?))
+}
+
+fn shipped_head() -> Result<HeadFile, MlError> {
+    parse_head(DEFAULT_HEAD_JSON.as_bytes()).map_err(|m| model_err(Path::new("<shipped head>"), m))
 }

@@ -215,7 +215,7 @@ impl Source for XSource {
 
     async fn run(self: Box<Self>, ctx: SourceContext) -> Result<(), SourceError> {
         let cfg = &self.cfg;
-        let client = crate::http_client_as("x", concat!("atalaya/", env!("CARGO_PKG_VERSION")))?;
+        let client = crate::http_client("x")?;
         let linker = Linker::new(&cfg.aliases);
         let spacing = 15 * 60 * S / i64::from(cfg.requests_per_15min.max(1));
         let mut limiter = RateLimiter::new(1, spacing);
