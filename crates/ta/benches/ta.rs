@@ -1,6 +1,6 @@
 //! Batch throughput of the reference set — RSI(14), EMA(20), MACD(12,26,9),
 //! Bollinger(20,2), ATR(14) — on 1,000,000 bars, and the streaming cost of updating all five
-//! per bar.
+//! per bar, and the default anomaly detector's cost per bar.
 //!
 //! `cargo bench -p atalaya-ta --bench ta` (`ATALAYA_BENCH_CSV` = a `make_data.py` file to use
 //! it instead of the built-in random walk)
@@ -70,6 +70,21 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("streaming_all_five_per_bar", |b| {
         b.iter(|| black_box(reference::run_streaming(&bars)))
+    });
+    // The pipeline's default anomaly detection (robust return and volume z-scores over 100
+    // bars, gaps, volatility regime), one bar at a time.
+    g.bench_function("anomaly_detector_default", |b| {
+        let mut found = Vec::new();
+        b.iter(|| {
+            let mut det = atalaya_ta::anomaly::AnomalyDetector::new(Default::default());
+            let mut n = 0usize;
+            for bar in &bars {
+                det.update(bar, &mut found);
+                n += found.len();
+                found.clear();
+            }
+            black_box(n)
+        })
     });
     g.finish();
 }

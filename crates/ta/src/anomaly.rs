@@ -10,11 +10,12 @@ use crate::volatility::Atr;
 use crate::{Bar, Indicator, Ring};
 
 /// Rolling median and median absolute deviation of the last `period` values, kept in a sorted
-/// buffer (O(period) per update).
+/// buffer (O(period) per update: two branch-free binary searches and one shift). The buffer
+/// holds each value's [`order_key`], so the searches compare integers.
 #[derive(Clone, Debug)]
 pub struct RobustZ {
     ring: Ring,
-    sorted: Vec<f64>,
+    sorted: Vec<i64>,
     scratch: Vec<f64>,
     mad: f64,
     since_mad: usize,
@@ -37,12 +38,12 @@ impl RobustZ {
         }
     }
 
-    fn median(v: &[f64]) -> f64 {
+    fn median(v: &[i64]) -> f64 {
         let n = v.len();
         if n % 2 == 1 {
-            v[n / 2]
+            from_key(v[n / 2])
         } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
+            (from_key(v[n / 2 - 1]) + from_key(v[n / 2])) / 2.0
         }
     }
 
@@ -60,7 +61,7 @@ impl RobustZ {
                 self.since_mad = 0;
                 self.scratch.clear();
                 self.scratch
-                    .extend(self.sorted.iter().map(|v| (v - med).abs()));
+                    .extend(self.sorted.iter().map(|v| (from_key(*v) - med).abs()));
                 let n = self.scratch.len();
                 let (_, hi, _) = self.scratch.select_nth_unstable_by(n / 2, f64::total_cmp);
                 let hi = *hi;
@@ -80,15 +81,57 @@ impl RobustZ {
         } else {
             None
         };
-        if let Some(old) = self.ring.push(x)
-            && let Ok(i) = self.sorted.binary_search_by(|v| v.total_cmp(&old))
-        {
-            self.sorted.remove(i);
+        // One shift between the leaving value's slot and the arriving value's, instead of a
+        // removal and an insertion that each move half the buffer.
+        let kx = order_key(x);
+        let at = lower_bound(&self.sorted, kx);
+        match self.ring.push(x) {
+            Some(old) => {
+                // `old` is in the buffer: the first slot with its key holds exactly it.
+                let i = lower_bound(&self.sorted, order_key(old));
+                if i < at {
+                    self.sorted.copy_within(i + 1..at, i);
+                    self.sorted[at - 1] = kx;
+                } else {
+                    self.sorted.copy_within(at..i, at + 1);
+                    self.sorted[at] = kx;
+                }
+            }
+            None => self.sorted.insert(at, kx),
         }
-        let at = self.sorted.partition_point(|v| v.total_cmp(&x).is_lt());
-        self.sorted.insert(at, x);
         z
     }
+}
+
+/// `f64::total_cmp`'s order as an integer: `order_key(a) < order_key(b)` exactly when `a`
+/// sorts before `b`.
+#[inline]
+fn order_key(x: f64) -> i64 {
+    let b = x.to_bits() as i64;
+    b ^ (((b >> 63) as u64) >> 1) as i64
+}
+
+/// The value of an [`order_key`] (the mapping is its own inverse).
+#[inline]
+fn from_key(k: i64) -> f64 {
+    f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64)
+}
+
+/// The first index of sorted `v` not below `k`, without data-dependent branches (a window's
+/// values arrive in random order, so a branching search mispredicts half its steps).
+#[inline]
+fn lower_bound(v: &[i64], k: i64) -> usize {
+    if v.is_empty() {
+        return 0;
+    }
+    let (mut base, mut size) = (0usize, v.len());
+    while size > 1 {
+        let half = size / 2;
+        let mid = base + half;
+        base = std::hint::select_unpredictable(v[mid] < k, mid, base);
+        size -= half;
+    }
+    base + usize::from(v[base] < k)
 }
 
 /// Exponentially weighted mean and variance; the z-score of each value against the state
@@ -527,6 +570,9 @@ impl AnomalyDetector {
             }
             self.regime = now;
         }
+        if !c.forest {
+            return;
+        }
         // Multivariate: return, log volume, range over close, body over range.
         let range = b.high - b.low;
         let feature = vec![
@@ -539,9 +585,6 @@ impl AnomalyDetector {
                 0.0
             },
         ];
-        if !c.forest {
-            return;
-        }
         if let Some(forest) = &self.forest {
             let s = forest.score(&feature);
             if s >= c.forest_score {
@@ -588,6 +631,35 @@ mod tests {
         assert!((v - 3.0 / 1.4826).abs() < 1e-12, "{v}");
     }
 
+    #[test]
+    fn the_sorted_window_always_equals_the_last_values_sorted() {
+        // Ties, signed zeros, negatives and repeats: the one-shift update must keep exactly
+        // the window's values in `total_cmp` order, whatever leaves and arrives.
+        let mut rng = Rng(7);
+        for period in [3, 4, 7, 100] {
+            let mut z = RobustZ::new(period);
+            let mut seen: Vec<f64> = Vec::new();
+            for _ in 0..2_000 {
+                let u = rng.unit();
+                let x = match (u * 10.0) as u32 {
+                    0 => 0.0,
+                    1 => -0.0,
+                    2 => 1.5,
+                    _ => (u - 0.5) * 8.0,
+                };
+                z.update(x);
+                seen.push(x);
+                let mut want = seen[seen.len().saturating_sub(period)..].to_vec();
+                want.sort_by(f64::total_cmp);
+                let got: Vec<u64> = z.sorted.iter().map(|k| from_key(*k).to_bits()).collect();
+                let want: Vec<u64> = want.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(got, want, "period {period}");
+            }
+        }
+        for (a, b) in [(-1.0, -0.0), (-0.0, 0.0), (0.0, 1e-300), (f64::MIN, -1e300)] {
+            assert!(order_key(a) < order_key(b), "{a} {b}");
+        }
+    }
     #[test]
     fn ewma_z_flags_a_jump() {
         let mut e = EwmaZ::new(0.1, 10);
