@@ -233,6 +233,10 @@ pub struct Pipeline {
     rule_offsets: Vec<usize>,
     rule_state: usize,
     index: HashMap<InstrumentId, u32, BuildHasherDefault<FxHasher>>,
+    /// The last input timeframe seen and, per built timeframe, whether it is made of whole
+    /// bars of it (`Timeframe::is_multiple_of` costs two integer divisions; inputs rarely
+    /// change timeframe).
+    builds_from: Option<(Timeframe, Vec<bool>)>,
     instruments: Vec<InstrumentId>,
     last_hit: Option<(InstrumentId, u32)>,
     series: Vec<Series>,
@@ -316,6 +320,7 @@ impl Pipeline {
             rule_offsets,
             rule_state,
             index: HashMap::default(),
+            builds_from: None,
             instruments: Vec::new(),
             last_hit: None,
             series: Vec::new(),
@@ -603,10 +608,22 @@ impl Pipeline {
                 self.close_bar(inst, k, ts_received);
             }
         }
+        if self.builds_from.as_ref().is_none_or(|(t, _)| *t != tf_in) {
+            let builds = self
+                .timeframes
+                .iter()
+                .map(|tf| tf.is_multiple_of(tf_in))
+                .collect();
+            self.builds_from = Some((tf_in, builds));
+        }
         let mut used = false;
         for k in 0..n_tf {
             let tf = self.timeframes[k];
-            if !tf.is_multiple_of(tf_in) {
+            if !self
+                .builds_from
+                .as_ref()
+                .is_some_and(|(_, builds)| builds[k])
+            {
                 continue;
             }
             used = true;
@@ -629,7 +646,16 @@ impl Pipeline {
                 self.finish_bar(inst, k, *c, ts_received);
                 continue;
             }
-            let open_time = tf.open_time(c.open_time());
+            // Inside the bar in progress its open time is known; only a new bar needs the
+            // division that finds it.
+            let open_time = match self.series[s].building {
+                Some(b)
+                    if b.open_time <= c.open_time() && c.open_time() < b.open_time + tf.nanos() =>
+                {
+                    b.open_time
+                }
+                _ => tf.open_time(c.open_time()),
+            };
             if let Some(b) = self.series[s].building
                 && b.open_time != open_time
             {

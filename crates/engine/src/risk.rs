@@ -285,6 +285,11 @@ impl Breaker {
         if equity > self.peak {
             self.peak = equity;
         }
+        // Far above the trip level the drawdown cannot reach the limit: a multiplication
+        // decides that without the division (the margin dwarfs any rounding).
+        if self.peak > 0.0 && equity > self.peak * (1.0 - cfg.max_drawdown) * (1.0 + 1e-9) {
+            return None;
+        }
         let dd = if self.peak > 0.0 {
             1.0 - equity / self.peak
         } else {
