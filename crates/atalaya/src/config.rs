@@ -850,7 +850,7 @@ fn is_secret_key(k: &str) -> bool {
     .any(|s| k.contains(s))
 }
 
-/// Replaces secret values with `***`, and the password in any `scheme://user:pass@host` URL.
+/// Replaces secret values with `***`, and the credentials inside any URL ([`redact_url`]).
 pub fn redact(v: &mut Value) {
     match v {
         Value::Table(t) => {
@@ -865,15 +865,78 @@ pub fn redact(v: &mut Value) {
         }
         Value::Array(a) => a.iter_mut().for_each(redact),
         Value::String(s) => {
-            if let Some((scheme, rest)) = s.split_once("://")
-                && let Some((userinfo, host)) = rest.split_once('@')
-                && let Some((user, _)) = userinfo.split_once(':')
-            {
-                *s = format!("{scheme}://{user}:***@{host}");
+            if let Some(r) = redact_url(s) {
+                *s = r;
             }
         }
         _ => {}
     }
+}
+
+/// A URL with its credentials replaced by `***`, or `None` when it is not a URL or carries
+/// none: the password of `scheme://user:pass@host` (a lone user name too), query parameters named like secrets
+/// (`?apikey=…`, `&token=…`), and path segments that look like keys — providers put them
+/// there (`https://mainnet.infura.io/v3/<project id>`, `…/v2/<alchemy key>`). A key-like
+/// segment is at least 20 characters of letters, digits, `-` and `_`, with both letters
+/// and digits; words, versions and feed paths are left alone.
+fn redact_url(s: &str) -> Option<String> {
+    let (scheme, rest) = s.split_once("://")?;
+    let (authority, tail) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            // A user name alone is often the token itself (`https://<token>@host`).
+            None => format!("***@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let (path, query) = match tail.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (tail, None),
+    };
+    let key_like = |seg: &str| {
+        seg.len() >= 20
+            && seg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && seg.chars().any(|c| c.is_ascii_digit())
+            && seg.chars().any(|c| c.is_ascii_alphabetic())
+    };
+    let path: Vec<&str> = path
+        .split('/')
+        .map(|seg| if key_like(seg) { "***" } else { seg })
+        .collect();
+    let mut out = format!("{scheme}://{authority}{}", path.join("/"));
+    if let Some(q) = query {
+        let (q, fragment) = match q.split_once('#') {
+            Some((q, f)) => (q, Some(f)),
+            None => (q, None),
+        };
+        let params: Vec<String> = q
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v))
+                    if !v.is_empty()
+                        && (is_secret_key(k)
+                            || ["key", "access_token", "auth"]
+                                .contains(&k.to_ascii_lowercase().as_str())) =>
+                {
+                    format!("{k}=***")
+                }
+                _ => kv.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+        if let Some(f) = fragment {
+            out.push('#');
+            out.push_str(f);
+        }
+    }
+    (out != s).then_some(out)
 }
 
 /// The effective configuration as TOML, secrets redacted.
@@ -1089,5 +1152,48 @@ mod tests {
         assert!(s.contains("bot_token = \"***\""), "{s}");
         assert!(s.contains("postgres://u:***@h/db"), "{s}");
         assert!(s.contains("name = \"x\""));
+    }
+
+    #[test]
+    fn redacts_keys_inside_urls() {
+        let cases = [
+            (
+                "https://mainnet.infura.io/v3/9aa3d95b3bc440fa88ea12eaa4456161",
+                Some("https://mainnet.infura.io/v3/***"),
+            ),
+            (
+                "https://eth-mainnet.g.alchemy.com/v2/Abc123-def456_GHI789jkl0",
+                Some("https://eth-mainnet.g.alchemy.com/v2/***"),
+            ),
+            (
+                "https://api.example.com/v1/x?apikey=s3cret&symbol=BTC#top",
+                Some("https://api.example.com/v1/x?apikey=***&symbol=BTC#top"),
+            ),
+            (
+                "https://u:pw@host:8545/path?token=abc",
+                Some("https://u:***@host:8545/path?token=***"),
+            ),
+            ("redis://127.0.0.1:6379/0", None),
+            ("https://ghp_token@host/x", Some("https://***@host/x")),
+            ("https://www.coindesk.com/arc/outboundfeeds/rss/", None),
+            ("https://mempool.space/api", None),
+            (
+                "https://newsapi.org/v2/everything?q=bitcoin&language=en",
+                None,
+            ),
+            ("https://example.com/a-very-long-path-made-of-words", None),
+            ("not a url", None),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url).as_deref(), want, "{url}");
+        }
+        // Through `config show`: the Ethereum endpoint's key never reaches the output.
+        let mut v: Value = "[onchain]\nethereum_rpc_url = \"https://mainnet.infura.io/v3/9aa3d95b3bc440fa88ea12eaa4456161\"\n"
+            .parse::<Table>()
+            .map(Value::Table)
+            .unwrap();
+        redact(&mut v);
+        let s = toml::to_string(&v).unwrap();
+        assert!(!s.contains("9aa3d95b"), "{s}");
     }
 }
