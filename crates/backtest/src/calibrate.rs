@@ -48,6 +48,8 @@ where
     cfg.decision.min_confidence = 0.0;
     cfg.decision.calibration.clear();
     let mut p = Pipeline::new(cfg)?;
+    // Outcomes are measured from the numbers; the factor sentences are not needed.
+    p.set_explanations(false);
     let mut bars: HashMap<(InstrumentId, Timeframe), Vec<Candle>> = HashMap::new();
     let mut opps: Vec<(Opportunity, usize)> = Vec::new();
     for env in envs {

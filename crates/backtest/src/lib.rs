@@ -171,6 +171,8 @@ where
     settings.check()?;
     let tf = settings.trading_timeframe();
     let mut pipeline = Pipeline::new(settings.engine.clone())?;
+    // The trader reads the opportunities' numbers, never their factor sentences.
+    pipeline.set_explanations(false);
     let mut trader = PaperTrader::new(
         settings.portfolio.clone(),
         settings.risk.clone(),

@@ -259,7 +259,24 @@ pub fn explain(
     p: Periods,
     cfg: &DecisionConfig,
 ) -> Vec<FactorContribution> {
-    let mut texts = details(&d.factors, s, p).into_iter();
+    contributions(d, s, p, cfg, true)
+}
+
+/// The factors' contributions; their `detail` sentences only when `sentences` is set (a
+/// backtest reads the values, never the words, and formatting them is a tenth of its time).
+fn contributions(
+    d: &Decision,
+    s: &Snapshot,
+    p: Periods,
+    cfg: &DecisionConfig,
+    sentences: bool,
+) -> Vec<FactorContribution> {
+    let mut texts = if sentences {
+        details(&d.factors, s, p)
+    } else {
+        Default::default()
+    }
+    .into_iter();
     cfg.weights
         .named()
         .into_iter()
@@ -281,14 +298,18 @@ pub fn explain(
                         value,
                         weight,
                         contribution: value * weight,
-                        detail: format!(
-                            "{} 7d {:+.1}%, 24h {:+.1}%; market cap ${:.3e}, 7-day average volume ${:.3e}",
-                            m.asset(),
-                            m.change_7d_pct(),
-                            m.change_24h_pct(),
-                            m.market_cap_usd(),
-                            m.avg_volume_7d_usd()
-                        ),
+                        detail: if sentences {
+                            format!(
+                                "{} 7d {:+.1}%, 24h {:+.1}%; market cap ${:.3e}, 7-day average volume ${:.3e}",
+                                m.asset(),
+                                m.change_7d_pct(),
+                                m.change_24h_pct(),
+                                m.market_cap_usd(),
+                                m.avg_volume_7d_usd()
+                            )
+                        } else {
+                            String::new()
+                        },
                     }
                 }
                 _ if let ("sentiment", Some((value, weight, r))) = (name, &d.sentiment) => {
@@ -297,25 +318,30 @@ pub fn explain(
                         Trend::Declining => "declining",
                         Trend::Stable => "stable",
                     };
-                    let movers = r
-                        .movers
-                        .iter()
-                        .map(|(t, sc, _)| format!("\"{t}\" ({sc:+.2})"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let detail = if sentences {
+                        let movers = r
+                            .movers
+                            .iter()
+                            .map(|(t, sc, _)| format!("\"{t}\" ({sc:+.2})"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        format!(
+                            "index {:+.2}, {trend}, from {} item{} (buzz {:.1}); moved most by {movers}",
+                            r.value,
+                            r.items,
+                            if r.items == 1 { "" } else { "s" },
+                            r.buzz
+                        )
+                    } else {
+                        String::new()
+                    };
                     FactorContribution {
                         name: name.to_owned(),
                         available: true,
                         value: *value,
                         weight: *weight,
                         contribution: value * weight,
-                        detail: format!(
-                            "index {:+.2}, {trend}, from {} item{} (buzz {:.1}); moved most by {movers}",
-                            r.value,
-                            r.items,
-                            if r.items == 1 { "" } else { "s" },
-                            r.buzz
-                        ),
+                        detail,
                     }
                 }
                 _ => FactorContribution {
@@ -324,9 +350,11 @@ pub fn explain(
                     value: 0.0,
                     weight: 0.0,
                     contribution: 0.0,
-                    detail: format!(
-                        "absent: no {name} input yet; its weight {w} was redistributed"
-                    ),
+                    detail: if sentences {
+                        format!("absent: no {name} input yet; its weight {w} was redistributed")
+                    } else {
+                        String::new()
+                    },
                 },
             },
         )
@@ -351,12 +379,16 @@ pub struct BarKey {
 /// horizon from the matching calibration bucket (measured mean return and bars to exit), or
 /// without one `p × target − (1 − p) × stop` with the confidence as `p` and `horizon_bars`
 /// bars; risk as the ATR-implied daily volatility over 10%.
+///
+/// With `sentences` off the factors keep their values, weights and contributions but not
+/// their `detail` sentences (see [`Pipeline::set_explanations`](crate::Pipeline::set_explanations)).
 pub fn plan(
     d: &Decision,
     s: &Snapshot,
     bar: BarKey,
     p: Periods,
     cfg: &DecisionConfig,
+    sentences: bool,
 ) -> Option<OpportunityRaw> {
     let tf = bar.timeframe;
     let dir = f64::from(d.kind.direction());
@@ -393,7 +425,7 @@ pub fn plan(
         stop_loss: (stop > 0.0).then_some(stop),
         take_profit: (target > 0.0).then_some(target),
         generated_at: bar.close_time,
-        factors: explain(d, s, p, cfg),
+        factors: contributions(d, s, p, cfg, sentences),
     };
     Some(raw)
 }
@@ -465,7 +497,7 @@ mod tests {
         assert_eq!(factors.iter().filter(|f| !f.available).count(), 3);
         let wsum: f64 = factors.iter().map(|f| f.weight).sum();
         assert!((wsum - 1.0).abs() < 1e-12);
-        let raw = plan(&d, &snap(true), key(), periods(), &cfg).unwrap();
+        let raw = plan(&d, &snap(true), key(), periods(), &cfg, true).unwrap();
         assert_eq!(raw.kind.direction(), 1);
         assert!(raw.stop_loss.unwrap() < 101.0 && raw.take_profit.unwrap() > 101.0);
         assert!(raw.expected_return > 0.0);
@@ -484,7 +516,7 @@ mod tests {
             down.score
         );
         assert_eq!(down.kind.direction(), -1);
-        let raw = plan(&down, &snap(false), key(), periods(), &cfg).unwrap();
+        let raw = plan(&down, &snap(false), key(), periods(), &cfg, true).unwrap();
         assert!(raw.expected_return < 0.0);
         assert!(raw.stop_loss.unwrap() > 99.0);
     }
@@ -505,7 +537,7 @@ mod tests {
         let d = decide(&snap(true), periods(), &cfg, None, None);
         assert_eq!(d.score, raw.score);
         assert_eq!(d.confidence, 0.42);
-        let plan = plan(&d, &snap(true), key(), periods(), &cfg).unwrap();
+        let plan = plan(&d, &snap(true), key(), periods(), &cfg, true).unwrap();
         assert_eq!(plan.expected_return, 0.0125);
         assert_eq!(plan.horizon_ns, 7 * Timeframe::H1.nanos());
         // Sells have no bucket here: uncalibrated.
