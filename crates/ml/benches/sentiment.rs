@@ -3,7 +3,8 @@
 //! `cargo bench -p atalaya-ml --bench sentiment` (with `ATALAYA_DATA_DIR` for the VADER lexicon
 //! and the twitter financial-news headlines; without it, the crypto-slang lexicon on built-in
 //! headlines). With `ATALAYA_TEST_MINILM_DIR` (an all-MiniLM-L6-v2 directory) also the
-//! transformer: the shipped default model over 256 of those headlines, batched.
+//! transformer: the shipped default model over 256 of those headlines, batched (by the default
+//! size, and by 8, 32 and 64 to compare).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -65,6 +66,22 @@ fn bench(c: &mut Criterion) {
                 )
             })
         });
+        for size in [8, 32, 64] {
+            let m = atalaya_ml::transformer::default_model(std::path::Path::new(&dir))
+                .expect("all-MiniLM-L6-v2")
+                .with_batch(size);
+            g.bench_function(
+                format!("minilm_default_model_256_headlines_batch_{size}"),
+                |b| {
+                    b.iter(|| {
+                        black_box(
+                            m.classify(black_box(&batch), &mut |_| {})
+                                .expect("classify"),
+                        )
+                    })
+                },
+            );
+        }
     }
     g.finish();
 }

@@ -27,8 +27,10 @@ use crate::sentiment::Polarity;
 /// The file a trained head is stored in, inside the model directory.
 pub const HEAD_FILE: &str = "atalaya-head.json";
 
-/// The default batch size: measured fastest on a 2-core CPU for headline-length texts.
-pub const DEFAULT_BATCH: usize = 32;
+/// The default batch size: measured fastest on a 2-core CPU for tweet-length texts (16: 167
+/// texts/s; 8: 156; 32: 152; 64: 124 — larger batches pad more and fall out of the cache;
+/// docs/BENCHMARKS.md).
+pub const DEFAULT_BATCH: usize = 16;
 
 /// Longest input in tokens: longer texts are truncated (headlines and posts fit well within).
 pub const MAX_TOKENS: usize = 128;
