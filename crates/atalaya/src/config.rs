@@ -921,8 +921,7 @@ fn redact_url(s: &str) -> Option<String> {
                 Some((k, v))
                     if !v.is_empty()
                         && (is_secret_key(k)
-                            || ["key", "access_token", "auth"]
-                                .contains(&k.to_ascii_lowercase().as_str())) =>
+                            || ["key", "auth"].contains(&k.to_ascii_lowercase().as_str())) =>
                 {
                     format!("{k}=***")
                 }

@@ -298,7 +298,7 @@ fn contributions(
                         value,
                         weight,
                         contribution: value * weight,
-                        detail: if sentences {
+                        detail: sentence(sentences, || {
                             format!(
                                 "{} 7d {:+.1}%, 24h {:+.1}%; market cap ${:.3e}, 7-day average volume ${:.3e}",
                                 m.asset(),
@@ -307,9 +307,7 @@ fn contributions(
                                 m.market_cap_usd(),
                                 m.avg_volume_7d_usd()
                             )
-                        } else {
-                            String::new()
-                        },
+                        }),
                     }
                 }
                 _ if let ("sentiment", Some((value, weight, r))) = (name, &d.sentiment) => {
@@ -318,7 +316,7 @@ fn contributions(
                         Trend::Declining => "declining",
                         Trend::Stable => "stable",
                     };
-                    let detail = if sentences {
+                    let detail = sentence(sentences, || {
                         let movers = r
                             .movers
                             .iter()
@@ -332,9 +330,7 @@ fn contributions(
                             if r.items == 1 { "" } else { "s" },
                             r.buzz
                         )
-                    } else {
-                        String::new()
-                    };
+                    });
                     FactorContribution {
                         name: name.to_owned(),
                         available: true,
@@ -350,15 +346,18 @@ fn contributions(
                     value: 0.0,
                     weight: 0.0,
                     contribution: 0.0,
-                    detail: if sentences {
+                    detail: sentence(sentences, || {
                         format!("absent: no {name} input yet; its weight {w} was redistributed")
-                    } else {
-                        String::new()
-                    },
+                    }),
                 },
             },
         )
         .collect()
+}
+
+/// `write()` when `on`, else an empty (unallocated) string.
+fn sentence(on: bool, write: impl FnOnce() -> String) -> String {
+    if on { write() } else { String::new() }
 }
 
 /// Which bar an opportunity is about, and the id it gets.

@@ -233,10 +233,6 @@ pub struct Pipeline {
     rule_offsets: Vec<usize>,
     rule_state: usize,
     index: HashMap<InstrumentId, u32, BuildHasherDefault<FxHasher>>,
-    /// The last input timeframe seen and, per built timeframe, whether it is made of whole
-    /// bars of it (`Timeframe::is_multiple_of` costs two integer divisions; inputs rarely
-    /// change timeframe).
-    builds_from: Option<(Timeframe, Vec<bool>)>,
     instruments: Vec<InstrumentId>,
     last_hit: Option<(InstrumentId, u32)>,
     series: Vec<Series>,
@@ -322,7 +318,6 @@ impl Pipeline {
             rule_offsets,
             rule_state,
             index: HashMap::default(),
-            builds_from: None,
             instruments: Vec::new(),
             last_hit: None,
             series: Vec::new(),
@@ -620,22 +615,10 @@ impl Pipeline {
                 self.close_bar(inst, k, ts_received);
             }
         }
-        if self.builds_from.as_ref().is_none_or(|(t, _)| *t != tf_in) {
-            let builds = self
-                .timeframes
-                .iter()
-                .map(|tf| tf.is_multiple_of(tf_in))
-                .collect();
-            self.builds_from = Some((tf_in, builds));
-        }
         let mut used = false;
         for k in 0..n_tf {
             let tf = self.timeframes[k];
-            if !self
-                .builds_from
-                .as_ref()
-                .is_some_and(|(_, builds)| builds[k])
-            {
+            if !tf.is_multiple_of(tf_in) {
                 continue;
             }
             used = true;

@@ -42,6 +42,24 @@ pub enum Timeframe {
     W1,
 }
 
+/// For each timeframe (by its position in [`Timeframe::ALL`]), a bit per timeframe whose bars
+/// build it whole.
+const MADE_OF: [u16; Timeframe::ALL.len()] = {
+    let mut table = [0u16; Timeframe::ALL.len()];
+    let mut i = 0;
+    while i < Timeframe::ALL.len() {
+        let mut j = 0;
+        while j < Timeframe::ALL.len() {
+            if Timeframe::ALL[i].divides(Timeframe::ALL[j]) {
+                table[i] |= 1 << j;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    table
+};
+
 const EXPECTED: &str = "1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 1w";
 
 impl Timeframe {
@@ -119,8 +137,14 @@ impl Timeframe {
         self.open_time(ts) == ts
     }
 
-    /// Whether every bar of `self` is made of whole bars of `finer`.
+    /// Whether every bar of `self` is made of whole bars of `finer`: a lookup in a table worked
+    /// out at compile time (the pipeline asks for every candle and timeframe, and the
+    /// arithmetic takes two integer divisions).
     pub const fn is_multiple_of(self, finer: Timeframe) -> bool {
+        MADE_OF[self as usize] & (1 << finer as usize) != 0
+    }
+
+    const fn divides(self, finer: Timeframe) -> bool {
         let (a, b) = (self.nanos(), finer.nanos());
         a >= b && a % b == 0 && (self.offset() - finer.offset()) % b == 0
     }
@@ -198,5 +222,13 @@ mod tests {
             !Timeframe::W1.is_multiple_of(Timeframe::H8)
                 || WEEK_OFFSET % Timeframe::H8.nanos() == 0
         );
+        // The table answers as the arithmetic does, for every pair (and `ALL` is in
+        // declaration order, which the table's indices rely on).
+        for (i, a) in Timeframe::ALL.into_iter().enumerate() {
+            assert_eq!(a as usize, i);
+            for b in Timeframe::ALL {
+                assert_eq!(a.is_multiple_of(b), a.divides(b), "{a} {b}");
+            }
+        }
     }
 }

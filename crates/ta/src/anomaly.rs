@@ -107,14 +107,20 @@ impl RobustZ {
 /// sorts before `b`.
 #[inline]
 fn order_key(x: f64) -> i64 {
-    let b = x.to_bits() as i64;
-    b ^ (((b >> 63) as u64) >> 1) as i64
+    flip_negatives(x.to_bits() as i64)
 }
 
-/// The value of an [`order_key`] (the mapping is its own inverse).
+/// The value of an [`order_key`].
 #[inline]
 fn from_key(k: i64) -> f64 {
-    f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64)
+    f64::from_bits(flip_negatives(k) as u64)
+}
+
+/// Inverts the magnitude bits of negative values, so that larger magnitudes sort lower; its
+/// own inverse (the sign bit is kept).
+#[inline]
+fn flip_negatives(b: i64) -> i64 {
+    b ^ (((b >> 63) as u64) >> 1) as i64
 }
 
 /// The first index of sorted `v` not below `k`, without data-dependent branches (a window's
