@@ -4,7 +4,7 @@
 //! and the twitter financial-news headlines; without it, the crypto-slang lexicon on built-in
 //! headlines). With `ATALAYA_TEST_MINILM_DIR` (an all-MiniLM-L6-v2 directory) also the
 //! transformer: the shipped default model over 256 of those headlines, batched (by the default
-//! size, and by 8, 32 and 64 to compare).
+//! size, and by 8 to 128 to compare).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -58,7 +58,8 @@ fn bench(c: &mut Criterion) {
         g.sample_size(10);
         // The default batch size under the bench's usual name, then others to compare.
         let default = atalaya_ml::transformer::DEFAULT_BATCH;
-        for size in [default, 8, 32, 64] {
+        let others = [8, 16, 32, 64, 128].into_iter().filter(|&s| s != default);
+        for size in std::iter::once(default).chain(others) {
             let m = atalaya_ml::transformer::default_model(std::path::Path::new(&dir))
                 .expect("all-MiniLM-L6-v2")
                 .with_batch(size);

@@ -2,13 +2,15 @@
 //!
 //! * [`sentiment`]: a lexicon model with VADER's rules (Hutto & Gilbert, 2014) over VADER's
 //!   lexicon, FinVADER's finance lexicons and a crypto-slang lexicon this project owns;
-//! * [`transformer`]: BERT-family models with candle (a checkpoint's own classifier, or an
-//!   embedding model with a [`head`] trained here);
+//! * [`transformer`]: BERT-family models (a checkpoint's own classifier, or an embedding model
+//!   with a [`head`] trained here), run by [`bert`]'s packed encoder over weights read with
+//!   candle;
 //! * [`ensemble`]: lexicon, transformer and a crypto-keyword signal, weighted;
 //! * [`eval`]: accuracy, macro-F1 and the confusion matrix on labelled CSV (`text,label`).
 //!
 //! Synchronous and allocation-light: one headline is scored in a few microseconds.
 
+pub mod bert;
 pub mod ensemble;
 pub mod eval;
 pub mod head;

@@ -1,4 +1,4 @@
-//! Transformer sentiment models with candle, from a local directory in the Hugging Face layout
+//! Transformer sentiment models, from a local directory in the Hugging Face layout
 //! (`config.json`, `tokenizer.json`, `model.safetensors` or `pytorch_model.bin`).
 //!
 //! Two kinds of checkpoint are read:
@@ -9,27 +9,27 @@
 //!   by [`train_head`] and stored beside it as [`HEAD_FILE`]: mean pooling over the tokens,
 //!   L2 normalisation, then the head.
 //!
-//! Texts are tokenised together, sorted by length and run in batches, so padding stays short;
-//! one batch is one forward pass.
+//! Texts are tokenised together, sorted by length and run in batches; one batch is one forward
+//! pass of [`crate::bert`]'s packed encoder, which computes over real tokens only.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
-use candle_transformers::models::bert::{BertModel, Config};
 use serde::{Deserialize, Serialize};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::MlError;
+use crate::bert::{Bert, BertConfig, Packed};
 use crate::head::LinearHead;
 use crate::sentiment::Polarity;
 
 /// The file a trained head is stored in, inside the model directory.
 pub const HEAD_FILE: &str = "atalaya-head.json";
 
-/// The default batch size: measured fastest on a 2-core CPU for tweet-length texts (16: 167
-/// texts/s; 8: 156; 32: 152; 64: 124 — larger batches pad more and fall out of the cache;
-/// docs/BENCHMARKS.md).
+/// The default batch size. The packed encoder computes over real tokens only, so the size
+/// hardly matters (8 to 128 all read 235–245 texts/s on a 2-core CPU; docs/BENCHMARKS.md); a
+/// batch is also the unit of progress.
 pub const DEFAULT_BATCH: usize = 16;
 
 /// Longest input in tokens: longer texts are truncated (headlines and posts fit well within).
@@ -87,7 +87,7 @@ fn model_err(dir: &Path, message: impl std::fmt::Display) -> MlError {
     }
 }
 
-/// The parts of `config.json` candle's `Config` does not keep.
+/// The parts of `config.json` the encoder's [`BertConfig`] does not keep.
 #[derive(Deserialize)]
 struct ConfigExtra {
     #[serde(default)]
@@ -98,9 +98,8 @@ struct ConfigExtra {
 
 /// A BERT-family encoder with its tokenizer.
 pub struct Encoder {
-    bert: BertModel,
+    bert: Bert,
     tokenizer: Tokenizer,
-    device: Device,
     hidden: usize,
     dir: PathBuf,
     extra: ConfigExtra,
@@ -132,7 +131,7 @@ impl Encoder {
             })
         };
         let config_bytes = read("config.json")?;
-        let config: Config = serde_json::from_slice(&config_bytes).map_err(|e| {
+        let config: BertConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
             model_err(
                 dir,
                 format!("config.json is not a BERT-family configuration: {e}"),
@@ -142,11 +141,7 @@ impl Encoder {
             .map_err(|e| model_err(dir, format!("config.json: {e}")))?;
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|e| model_err(dir, format!("tokenizer.json: {e}")))?;
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            pad_id: u32::try_from(config.pad_token_id).unwrap_or(0),
-            ..PaddingParams::default()
-        }));
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: MAX_TOKENS.min(config.max_position_embeddings),
@@ -168,12 +163,11 @@ impl Encoder {
                 "no weights: expected model.safetensors or pytorch_model.bin",
             ));
         };
-        let bert = BertModel::load(vb.clone(), &config)
+        let bert = Bert::load(&vb, &config)
             .map_err(|e| model_err(dir, format!("weights do not match config.json: {e}")))?;
         let encoder = Self {
             bert,
             tokenizer,
-            device,
             hidden: config.hidden_size,
             dir: dir.to_owned(),
             extra,
@@ -199,31 +193,15 @@ impl Encoder {
         self.hidden
     }
 
-    /// Runs one batch: the last hidden states `[batch, tokens, hidden]` and the attention mask
-    /// `[batch, tokens]` (1 for a token, 0 for padding), as `f32`.
-    fn forward(&self, texts: &[&str]) -> Result<(Tensor, Tensor), MlError> {
+    /// Runs one batch: the last hidden states of every token, texts packed without padding.
+    fn forward(&self, texts: &[&str]) -> Result<Packed, MlError> {
         let err = |e: &dyn std::fmt::Display| model_err(&self.dir, e);
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| err(&e))?;
-        let rows = encodings.len();
-        let width = encodings.first().map_or(0, |e| e.get_ids().len());
-        let mut ids = Vec::with_capacity(rows * width);
-        let mut mask = Vec::with_capacity(rows * width);
-        for e in &encodings {
-            ids.extend_from_slice(e.get_ids());
-            mask.extend_from_slice(e.get_attention_mask());
-        }
-        let ids = Tensor::from_vec(ids, (rows, width), &self.device).map_err(|e| err(&e))?;
-        let mask = Tensor::from_vec(mask, (rows, width), &self.device).map_err(|e| err(&e))?;
-        let types = ids.zeros_like().map_err(|e| err(&e))?;
-        let hidden = self
-            .bert
-            .forward(&ids, &types, Some(&mask))
-            .map_err(|e| err(&e))?;
-        let mask = mask.to_dtype(DType::F32).map_err(|e| err(&e))?;
-        Ok((hidden, mask))
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        self.bert.forward(&ids).map_err(|e| err(&e))
     }
 
     /// Sentence embeddings: the mean of the token states (padding excluded), L2-normalised —
@@ -235,9 +213,7 @@ impl Encoder {
         batch: usize,
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Vec<f32>>, MlError> {
-        self.batched(texts, batch, progress, |hidden, mask| {
-            mean_pool(hidden, mask).map_err(|e| model_err(&self.dir, e))
-        })
+        self.batched(texts, batch, progress, |packed| Ok(mean_pool(packed)))
     }
 
     /// Runs `per_batch` over length-sorted batches and puts its rows back in input order.
@@ -246,7 +222,7 @@ impl Encoder {
         texts: &[&str],
         batch: usize,
         progress: &mut dyn FnMut(usize),
-        mut per_batch: impl FnMut(&Tensor, &Tensor) -> Result<Vec<Vec<f32>>, MlError>,
+        mut per_batch: impl FnMut(&Packed) -> Result<Vec<Vec<f32>>, MlError>,
     ) -> Result<Vec<Vec<f32>>, MlError> {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
@@ -254,8 +230,8 @@ impl Encoder {
         let mut done = 0;
         for chunk in order.chunks(batch.max(1)) {
             let slice: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            let (hidden, mask) = self.forward(&slice)?;
-            for (row, &i) in per_batch(&hidden, &mask)?.into_iter().zip(chunk) {
+            let packed = self.forward(&slice)?;
+            for (row, &i) in per_batch(&packed)?.into_iter().zip(chunk) {
                 out[i] = row;
             }
             done += chunk.len();
@@ -265,17 +241,23 @@ impl Encoder {
     }
 }
 
-fn mean_pool(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
-    let m = mask.unsqueeze(2)?;
-    let summed = hidden.broadcast_mul(&m)?.sum(1)?;
-    let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?;
-    let mean = summed.broadcast_div(&counts)?;
-    let norm = mean
-        .sqr()?
-        .sum_keepdim(D::Minus1)?
-        .sqrt()?
-        .clamp(1e-12, f64::MAX)?;
-    mean.broadcast_div(&norm)?.to_vec2::<f32>()
+/// Each text's mean token state, L2-normalised.
+fn mean_pool(packed: &Packed) -> Vec<Vec<f32>> {
+    let h = packed.hidden;
+    (0..packed.spans.len())
+        .map(|i| {
+            let rows = packed.text(i);
+            let mut mean = vec![0.0f32; h];
+            for row in rows.chunks_exact(h) {
+                mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+            }
+            let count = (rows.len() / h).max(1) as f32;
+            mean.iter_mut().for_each(|m| *m /= count);
+            let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            mean.iter_mut().for_each(|m| *m /= norm);
+            mean
+        })
+        .collect()
 }
 
 /// What turns hidden states into classes.
@@ -462,15 +444,24 @@ impl TransformerModel {
                 classifier,
                 labels,
             } => {
-                let rows = self.encoder.batched(texts, self.batch, progress, |h, _| {
-                    let run = || -> candle_core::Result<Vec<Vec<f32>>> {
-                        let cls = h.narrow(1, 0, 1)?.squeeze(1)?;
-                        let pooled = pooler.forward(&cls)?.tanh()?;
-                        let logits = classifier.forward(&pooled)?;
-                        candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec2::<f32>()
-                    };
-                    run().map_err(|e| model_err(dir, e))
-                })?;
+                let rows = self
+                    .encoder
+                    .batched(texts, self.batch, progress, |packed| {
+                        let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+                            let h = packed.hidden;
+                            // The first token's state ([CLS]); zeros for a text of no tokens.
+                            let zeros = vec![0.0; h];
+                            let first: Vec<f32> = (0..packed.spans.len())
+                                .flat_map(|i| packed.text(i).get(..h).unwrap_or(&zeros).to_vec())
+                                .collect();
+                            let cls =
+                                Tensor::from_vec(first, (packed.spans.len(), h), &Device::Cpu)?;
+                            let pooled = pooler.forward(&cls)?.tanh()?;
+                            let logits = classifier.forward(&pooled)?;
+                            candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec2::<f32>()
+                        };
+                        run().map_err(|e| model_err(dir, e))
+                    })?;
                 Ok(rows
                     .iter()
                     .map(|r| {
