@@ -288,6 +288,9 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     out,
                     base,
                     l2,
+                    fine_tune,
+                    epochs,
+                    learning_rate,
                 },
         } => {
             let s = atalaya::sentiment::train(
@@ -296,6 +299,13 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 &out,
                 base.as_deref(),
                 l2,
+                fine_tune.map(|layers| atalaya_ml::finetune::FineTuneOptions {
+                    layers,
+                    epochs,
+                    learning_rate,
+                    head_learning_rate: 10.0 * learning_rate,
+                    ..Default::default()
+                }),
                 std::io::stderr().is_terminal(),
             )?;
             println!("{s}");

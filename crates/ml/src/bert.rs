@@ -76,21 +76,34 @@ fn bert_eps() -> f64 {
 }
 
 /// Layer norm's scale and shift.
-struct Norm {
-    gamma: Vec<f32>,
-    beta: Vec<f32>,
+#[derive(Clone)]
+pub(crate) struct Norm {
+    pub(crate) gamma: Vec<f32>,
+    pub(crate) beta: Vec<f32>,
 }
 
 /// A `Linear` layer, its weight kept transposed: `[in, out]`, row-major (gemm then reads it
 /// column by column as its kernels want, without repacking it at every product).
-struct Dense {
-    weight_t: Vec<f32>,
-    bias: Vec<f32>,
-    inputs: usize,
-    outputs: usize,
+#[derive(Clone)]
+pub(crate) struct Dense {
+    pub(crate) weight_t: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
+    pub(crate) inputs: usize,
+    pub(crate) outputs: usize,
 }
 
 impl Dense {
+    /// The weight in PyTorch's layout, `[outputs, inputs]`.
+    fn to_pytorch(&self) -> Vec<f32> {
+        let mut w = vec![0.0; self.inputs * self.outputs];
+        for (i, row) in self.weight_t.chunks_exact(self.outputs).enumerate() {
+            for (o, v) in row.iter().enumerate() {
+                w[o * self.inputs + i] = *v;
+            }
+        }
+        w
+    }
+
     /// From PyTorch's layout: `weight` is `[outputs, inputs]`, row-major.
     fn new(weight: &[f32], bias: Vec<f32>, inputs: usize, outputs: usize) -> Self {
         let mut weight_t = vec![0.0; inputs * outputs];
@@ -108,17 +121,19 @@ impl Dense {
     }
 }
 
-struct Layer {
+#[derive(Clone)]
+pub(crate) struct Layer {
     /// Query, key and value stacked: `[3·hidden, hidden]`.
-    qkv: Dense,
-    attention_out: Dense,
-    attention_norm: Norm,
-    up: Dense,
-    down: Dense,
-    output_norm: Norm,
+    pub(crate) qkv: Dense,
+    pub(crate) attention_out: Dense,
+    pub(crate) attention_norm: Norm,
+    pub(crate) up: Dense,
+    pub(crate) down: Dense,
+    pub(crate) output_norm: Norm,
 }
 
 /// A BERT encoder's weights.
+#[derive(Clone)]
 pub struct Bert {
     config: BertConfig,
     eps: f32,
@@ -128,7 +143,9 @@ pub struct Bert {
     /// segment).
     positions: Vec<f32>,
     embedding_norm: Norm,
-    layers: Vec<Layer>,
+    pub(crate) layers: Vec<Layer>,
+    /// The first layer that differs from the checkpoint's.
+    tuned_from: usize,
 }
 
 impl std::fmt::Debug for Bert {
@@ -138,6 +155,9 @@ impl std::fmt::Debug for Bert {
             .finish_non_exhaustive()
     }
 }
+
+/// Packed rows and each text's first row and row count.
+pub(crate) type PackedRows = (Vec<f32>, Vec<(usize, usize)>);
 
 /// The encoder's output for a batch: the last hidden states of every token, texts one after
 /// another without padding.
@@ -177,6 +197,31 @@ fn dense(vb: &VarBuilder<'_>, inputs: usize, outputs: usize) -> candle_core::Res
         inputs,
         outputs,
     ))
+}
+
+fn read_layer(l: &VarBuilder<'_>, config: &BertConfig) -> candle_core::Result<Layer> {
+    let h = config.hidden_size;
+    let a = l.pp("attention");
+    // Query, key and value as one layer: their `[out, in]` weights stacked.
+    let mut weight = Vec::with_capacity(3 * h * h);
+    let mut bias = Vec::with_capacity(3 * h);
+    for n in ["query", "key", "value"] {
+        let p = a.pp("self").pp(n);
+        weight.extend(read(&p, &[h, h], "weight")?);
+        bias.extend(read(&p, &[h], "bias")?);
+    }
+    Ok(Layer {
+        qkv: Dense::new(&weight, bias, h, 3 * h),
+        attention_out: dense(&a.pp("output").pp("dense"), h, h)?,
+        attention_norm: norm(&a.pp("output").pp("LayerNorm"), h)?,
+        up: dense(
+            &l.pp("intermediate").pp("dense"),
+            h,
+            config.intermediate_size,
+        )?,
+        down: dense(&l.pp("output").pp("dense"), config.intermediate_size, h)?,
+        output_norm: norm(&l.pp("output").pp("LayerNorm"), h)?,
+    })
 }
 
 impl Bert {
@@ -233,45 +278,107 @@ impl Bert {
             }
         }
         let embedding_norm = norm(&e.pp("LayerNorm"), h)?;
-        let mut layers = Vec::with_capacity(config.num_hidden_layers);
-        for i in 0..config.num_hidden_layers {
-            let l = vb.pp(format!("encoder.layer.{i}"));
-            let a = l.pp("attention");
-            // Query, key and value as one layer: their `[out, in]` weights stacked.
-            let mut weight = Vec::with_capacity(3 * h * h);
-            let mut bias = Vec::with_capacity(3 * h);
-            for n in ["query", "key", "value"] {
-                let p = a.pp("self").pp(n);
-                weight.extend(read(&p, &[h, h], "weight")?);
-                bias.extend(read(&p, &[h], "bias")?);
-            }
-            let qkv = Dense::new(&weight, bias, h, 3 * h);
-            layers.push(Layer {
-                qkv,
-                attention_out: dense(&a.pp("output").pp("dense"), h, h)?,
-                attention_norm: norm(&a.pp("output").pp("LayerNorm"), h)?,
-                up: dense(
-                    &l.pp("intermediate").pp("dense"),
-                    h,
-                    config.intermediate_size,
-                )?,
-                down: dense(&l.pp("output").pp("dense"), config.intermediate_size, h)?,
-                output_norm: norm(&l.pp("output").pp("LayerNorm"), h)?,
-            });
-        }
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| read_layer(&vb.pp(format!("encoder.layer.{i}")), config))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
             config: config.clone(),
             eps: config.layer_norm_eps as f32,
             words,
             positions,
             embedding_norm,
+            tuned_from: layers.len(),
             layers,
         })
+    }
+
+    /// Replaces the layers whose tensors `vb` holds (named `encoder.layer.N.…`, without a
+    /// prefix: fine-tuned layers stored beside a model); returns how many.
+    pub fn overlay(&mut self, vb: &VarBuilder<'_>) -> Result<usize, String> {
+        let mut replaced = 0;
+        for i in 0..self.layers.len() {
+            let l = vb.pp(format!("encoder.layer.{i}"));
+            if !l.contains_tensor("attention.self.query.weight") {
+                continue;
+            }
+            self.layers[i] = read_layer(&l, &self.config).map_err(|e| format!("layer {i}: {e}"))?;
+            self.tuned_from = self.tuned_from.min(i);
+            replaced += 1;
+        }
+        Ok(replaced)
+    }
+
+    /// The first layer that differs from the checkpoint's (fine-tuned or overlaid); the layer
+    /// count when none does.
+    pub fn tuned_from(&self) -> usize {
+        self.tuned_from
+    }
+
+    /// The layers from `from` on as named tensors in Hugging Face's `BertModel` layout
+    /// (`encoder.layer.N.…`, PyTorch's `[out, in]` weights): what [`Bert::overlay`] reads.
+    pub fn layer_tensors(&self, from: usize) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let h = self.config.hidden_size;
+        let mut out = Vec::new();
+        for (i, l) in self.layers.iter().enumerate().skip(from) {
+            let p = |name: &str| format!("encoder.layer.{i}.{name}");
+            let qkv = l.qkv.to_pytorch();
+            for (k, n) in ["query", "key", "value"].iter().enumerate() {
+                out.push((
+                    p(&format!("attention.self.{n}.weight")),
+                    vec![h, h],
+                    qkv[k * h * h..(k + 1) * h * h].to_vec(),
+                ));
+                out.push((
+                    p(&format!("attention.self.{n}.bias")),
+                    vec![h],
+                    l.qkv.bias[k * h..(k + 1) * h].to_vec(),
+                ));
+            }
+            let mut dense = |name: &str, d: &Dense| {
+                out.push((
+                    p(&format!("{name}.weight")),
+                    vec![d.outputs, d.inputs],
+                    d.to_pytorch(),
+                ));
+                out.push((p(&format!("{name}.bias")), vec![d.outputs], d.bias.clone()));
+            };
+            dense("attention.output.dense", &l.attention_out);
+            dense("intermediate.dense", &l.up);
+            dense("output.dense", &l.down);
+            for (name, n) in [
+                ("attention.output.LayerNorm", &l.attention_norm),
+                ("output.LayerNorm", &l.output_norm),
+            ] {
+                out.push((p(&format!("{name}.weight")), vec![h], n.gamma.clone()));
+                out.push((p(&format!("{name}.bias")), vec![h], n.beta.clone()));
+            }
+        }
+        out
+    }
+
+    /// Marks layers from `from` on as changed (by fine-tuning).
+    pub(crate) fn mark_tuned(&mut self, from: usize) {
+        self.tuned_from = self.tuned_from.min(from);
     }
 
     /// Width of the hidden states.
     pub fn hidden_size(&self) -> usize {
         self.config.hidden_size
+    }
+
+    /// Attention heads per layer.
+    pub(crate) fn heads(&self) -> usize {
+        self.config.num_attention_heads
+    }
+
+    /// Layer norm's epsilon.
+    pub(crate) fn eps(&self) -> f32 {
+        self.eps
+    }
+
+    /// The feed-forward activation.
+    pub(crate) fn activation(&self) -> Activation {
+        self.config.hidden_act
     }
 
     /// The longest input in tokens.
@@ -282,6 +389,20 @@ impl Bert {
     /// Runs the encoder over token ids (each text's ids, special tokens included): every
     /// token attends to every token of its own text.
     pub fn forward(&self, texts: &[&[u32]]) -> Result<Packed, String> {
+        let (mut x, spans) = self.embed(texts)?;
+        for layer in &self.layers {
+            self.layer(layer, &mut x, &spans);
+        }
+        Ok(Packed {
+            states: x,
+            hidden: self.config.hidden_size,
+            spans,
+        })
+    }
+
+    /// The embedding layer: each token's word, position and type embeddings summed and
+    /// normalised, texts packed; with each text's first row and row count.
+    pub(crate) fn embed(&self, texts: &[&[u32]]) -> Result<PackedRows, String> {
         let h = self.config.hidden_size;
         let mut spans = Vec::with_capacity(texts.len());
         let mut rows = 0;
@@ -323,52 +444,70 @@ impl Bert {
             &self.embedding_norm.beta,
             self.eps,
         );
-        let heads = self.config.num_attention_heads;
+        Ok((x, spans))
+    }
+
+    /// One transformer layer over packed rows `x`, in place.
+    pub(crate) fn layer(&self, layer: &Layer, x: &mut [f32], spans: &[(usize, usize)]) {
+        let h = self.config.hidden_size;
+        let rows = x.len() / h;
         let mut qkv = vec![0.0f32; rows * 3 * h];
         let mut context = vec![0.0f32; rows * h];
         let mut up = vec![0.0f32; rows * self.config.intermediate_size];
-        for layer in &self.layers {
-            linear(&mut qkv, &x, &layer.qkv, rows, false);
-            // Each text attends over its own rows: the texts run in parallel.
-            let mut parts = Vec::with_capacity(spans.len());
-            let mut rest = context.as_mut_slice();
-            for &(start, len) in &spans {
-                let (part, tail) = rest.split_at_mut(len * h);
-                parts.push((&qkv[start * 3 * h..(start + len) * 3 * h], part));
-                rest = tail;
-            }
-            parts
-                .into_par_iter()
-                .for_each_init(Vec::new, |scores, (rows, out)| {
-                    attention(rows, out, h, heads, scores);
-                });
-            // x ← LayerNorm(x + context·Wᵀ + b): the product accumulates onto the residual.
-            linear(&mut x, &context, &layer.attention_out, rows, true);
-            kernels::layer_norm(
-                &mut x,
-                &layer.attention_norm.gamma,
-                &layer.attention_norm.beta,
-                self.eps,
-            );
-            linear(&mut up, &x, &layer.up, rows, false);
-            match self.config.hidden_act {
-                Activation::Gelu => kernels::gelu(&mut up),
-                Activation::GeluApproximate => kernels::gelu_tanh(&mut up),
-                Activation::Relu => up.iter_mut().for_each(|v| *v = v.max(0.0)),
-            }
-            linear(&mut x, &up, &layer.down, rows, true);
-            kernels::layer_norm(
-                &mut x,
-                &layer.output_norm.gamma,
-                &layer.output_norm.beta,
-                self.eps,
-            );
+        linear(&mut qkv, x, &layer.qkv, rows, false);
+        self.attend(&qkv, &mut context, spans, |_, _| {});
+        // x ← LayerNorm(x + context·Wᵀ + b): the product accumulates onto the residual.
+        linear(x, &context, &layer.attention_out, rows, true);
+        kernels::layer_norm(
+            x,
+            &layer.attention_norm.gamma,
+            &layer.attention_norm.beta,
+            self.eps,
+        );
+        linear(&mut up, x, &layer.up, rows, false);
+        self.activate(&mut up);
+        linear(x, &up, &layer.down, rows, true);
+        kernels::layer_norm(
+            x,
+            &layer.output_norm.gamma,
+            &layer.output_norm.beta,
+            self.eps,
+        );
+    }
+
+    /// The feed-forward activation, in place.
+    pub(crate) fn activate(&self, xs: &mut [f32]) {
+        match self.config.hidden_act {
+            Activation::Gelu => kernels::gelu(xs),
+            Activation::GeluApproximate => kernels::gelu_tanh(xs),
+            Activation::Relu => xs.iter_mut().for_each(|v| *v = v.max(0.0)),
         }
-        Ok(Packed {
-            states: x,
-            hidden: h,
-            spans,
-        })
+    }
+
+    /// Self-attention of every text (in parallel) from the packed `qkv` rows into `context`;
+    /// `keep(text, probabilities)` sees each text's attention probabilities (`[heads, len,
+    /// len]`), for training.
+    pub(crate) fn attend(
+        &self,
+        qkv: &[f32],
+        context: &mut [f32],
+        spans: &[(usize, usize)],
+        keep: impl Fn(usize, &[f32]) + Sync,
+    ) {
+        let h = self.config.hidden_size;
+        let heads = self.config.num_attention_heads;
+        let mut parts = Vec::with_capacity(spans.len());
+        let mut rest = context;
+        for (i, &(start, len)) in spans.iter().enumerate() {
+            let (part, tail) = rest.split_at_mut(len * h);
+            parts.push((i, &qkv[start * 3 * h..(start + len) * 3 * h], part));
+            rest = tail;
+        }
+        parts
+            .into_par_iter()
+            .for_each_init(Vec::new, |scores, (i, rows, out)| {
+                attention(rows, out, h, heads, scores, |p| keep(i, p));
+            });
     }
 }
 
@@ -415,7 +554,7 @@ fn extent(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> usi
 /// `out = (accumulate ? out : 0) + scale · lhs · rhs` for an `m×n` result over depth `k`: `out`
 /// has rows `out_stride` apart (columns adjacent), `lhs` and `rhs` are strided views, so heads
 /// and transposes are read in place. gemm's kernels; on all threads when `parallel`.
-fn product(
+pub(crate) fn product(
     (m, n, k): (usize, usize, usize),
     (out, out_stride): (&mut [f32], usize),
     (lhs, lhs_rs, lhs_cs): Strided<'_>,
@@ -475,15 +614,22 @@ fn product(
 /// Multi-head self-attention of one text: `qkv` is its `[len, 3·hidden]` rows (query, key and
 /// value side by side), `context` receives its `[len, hidden]` rows; `scores` is scratch. Per
 /// head: `softmax(Q·Kᵀ/√d)·V`, the products read straight from `qkv`.
-fn attention(qkv: &[f32], context: &mut [f32], h: usize, heads: usize, scores: &mut Vec<f32>) {
+fn attention(
+    qkv: &[f32],
+    context: &mut [f32],
+    h: usize,
+    heads: usize,
+    scores: &mut Vec<f32>,
+    mut keep: impl FnMut(&[f32]),
+) {
     let len = context.len() / h;
     if len == 0 {
         return;
     }
     let d = h / heads;
     let scale = 1.0 / (d as f32).sqrt();
-    scores.resize(len * len, 0.0);
-    for head in 0..heads {
+    scores.resize(heads * len * len, 0.0);
+    for (head, scores) in scores.chunks_exact_mut(len * len).enumerate() {
         let (q, k, v) = (head * d, h + head * d, 2 * h + head * d);
         // scores[i, j] = q_i · k_j / √d: Kᵀ's element (c, j) is qkv[j·3h + k + c].
         product(
@@ -504,6 +650,7 @@ fn attention(qkv: &[f32], context: &mut [f32], h: usize, heads: usize, scores: &
             false,
         );
     }
+    keep(scores);
 }
 
 /// Elementwise kernels, written as plain loops over slices that the compiler vectorises;

@@ -13,6 +13,7 @@
 pub mod bert;
 pub mod ensemble;
 pub mod eval;
+pub mod finetune;
 pub mod head;
 pub mod index;
 pub mod sentiment;

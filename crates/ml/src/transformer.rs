@@ -27,6 +27,10 @@ use crate::sentiment::Polarity;
 /// The file a trained head is stored in, inside the model directory.
 pub const HEAD_FILE: &str = "atalaya-head.json";
 
+/// The file fine-tuned layers are stored in, inside the model directory (safetensors, named
+/// as in the checkpoint's `BertModel`); loaded over the checkpoint's own layers.
+pub const LAYERS_FILE: &str = "atalaya-layers.safetensors";
+
 /// The default batch size. The packed encoder computes over real tokens only, so the size
 /// hardly matters (8 to 128 all read 235–245 texts/s on a 2-core CPU; docs/BENCHMARKS.md); a
 /// batch is also the unit of progress.
@@ -163,8 +167,15 @@ impl Encoder {
                 "no weights: expected model.safetensors or pytorch_model.bin",
             ));
         };
-        let bert = Bert::load(&vb, &config)
+        let mut bert = Bert::load(&vb, &config)
             .map_err(|e| model_err(dir, format!("weights do not match config.json: {e}")))?;
+        if dir.join(LAYERS_FILE).exists() {
+            let tuned =
+                VarBuilder::from_buffered_safetensors(read(LAYERS_FILE)?, DType::F32, &device)
+                    .map_err(|e| model_err(dir, format!("{LAYERS_FILE}: {e}")))?;
+            bert.overlay(&tuned)
+                .map_err(|e| model_err(dir, format!("{LAYERS_FILE}: {e}")))?;
+        }
         let encoder = Self {
             bert,
             tokenizer,
@@ -202,6 +213,25 @@ impl Encoder {
             .map_err(|e| err(&e))?;
         let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
         self.bert.forward(&ids).map_err(|e| err(&e))
+    }
+
+    /// Each text's token ids (special tokens included, truncated as for the encoder).
+    pub fn token_ids(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, MlError> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| model_err(&self.dir, e))?;
+        Ok(encodings.iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    /// The encoder's weights, to fine-tune.
+    pub fn bert_mut(&mut self) -> &mut Bert {
+        &mut self.bert
+    }
+
+    /// The encoder's weights.
+    pub fn bert(&self) -> &Bert {
+        &self.bert
     }
 
     /// Sentence embeddings: the mean of the token states (padding excluded), L2-normalised —
@@ -353,6 +383,7 @@ impl TransformerModel {
             "model.safetensors",
             "pytorch_model.bin",
             HEAD_FILE,
+            LAYERS_FILE,
         ]
         .iter()
         .map(|f| {
@@ -569,6 +600,7 @@ pub fn write_model_dir(base: &Path, out: &Path, head: &HeadFile) -> Result<(), M
         "tokenizer.json",
         "model.safetensors",
         "pytorch_model.bin",
+        LAYERS_FILE,
     ] {
         let from = base.join(name);
         if !from.exists() {
@@ -586,6 +618,32 @@ pub fn write_model_dir(base: &Path, out: &Path, head: &HeadFile) -> Result<(), M
     let path = out.join(HEAD_FILE);
     let tmp = out.join(format!("{HEAD_FILE}.tmp"));
     std::fs::write(&tmp, json).map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+}
+
+/// Writes the layers of `bert` that differ from its checkpoint's (fine-tuned) as
+/// [`LAYERS_FILE`] in `out`, replacing (never writing through) a file linked from elsewhere.
+/// Nothing is written when no layer differs.
+pub fn write_tuned_layers(bert: &Bert, out: &Path) -> Result<(), MlError> {
+    let io = |path: &Path, source| MlError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let path = out.join(LAYERS_FILE);
+    if path.exists() {
+        std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+    }
+    let tensors = bert.layer_tensors(bert.tuned_from());
+    if tensors.is_empty() {
+        return Ok(());
+    }
+    let mut map = std::collections::HashMap::new();
+    for (name, shape, data) in tensors {
+        let t = Tensor::from_vec(data, shape, &Device::Cpu).map_err(|e| model_err(out, e))?;
+        map.insert(name, t);
+    }
+    let tmp = out.join(format!("{LAYERS_FILE}.tmp"));
+    candle_core::safetensors::save(&map, &tmp).map_err(|e| model_err(&tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
 }
 
