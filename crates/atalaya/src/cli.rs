@@ -397,6 +397,10 @@ pub enum SentimentAction {
         /// Adam's step size for the layers when fine-tuning (the head's is ten times it).
         #[arg(long, value_name = "RATE", default_value_t = 3e-5)]
         learning_rate: f32,
+        /// Fine-tune rank-R updates of the layers' weights (LoRA) instead of the whole weights;
+        /// the tuned layers are then stored as those factors (a few hundred kilobytes).
+        #[arg(long, value_name = "R")]
+        rank: Option<usize>,
     },
 }
 

@@ -291,6 +291,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     fine_tune,
                     epochs,
                     learning_rate,
+                    rank,
                 },
         } => {
             let s = atalaya::sentiment::train(
@@ -304,6 +305,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     epochs,
                     learning_rate,
                     head_learning_rate: 10.0 * learning_rate,
+                    rank,
                     ..Default::default()
                 }),
                 std::io::stderr().is_terminal(),

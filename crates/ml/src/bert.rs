@@ -146,6 +146,54 @@ pub struct Bert {
     pub(crate) layers: Vec<Layer>,
     /// The first layer that differs from the checkpoint's.
     tuned_from: usize,
+    /// Per layer, the low-rank updates its dense weights received (fine-tuning with a rank):
+    /// stored instead of the whole weights.
+    low_rank: Vec<Option<[LowRank; 4]>>,
+}
+
+/// A low-rank update of a dense layer's transposed weight: `Wᵀ = W₀ᵀ + P·Q` with `P`
+/// `[inputs, rank]` and `Q` `[rank, outputs]`, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LowRank {
+    /// `[inputs, rank]`.
+    pub p: Vec<f32>,
+    /// `[rank, outputs]`.
+    pub q: Vec<f32>,
+    /// The rank.
+    pub rank: usize,
+}
+
+impl LowRank {
+    /// Adds `P·Q` to `d`'s weight.
+    pub(crate) fn apply(&self, d: &mut Dense) {
+        product(
+            (d.inputs, d.outputs, self.rank),
+            (&mut d.weight_t, d.outputs),
+            (&self.p, self.rank, 1),
+            (&self.q, d.outputs, 1),
+            (true, 1.0),
+            true,
+        );
+    }
+}
+
+/// The names of a layer's four dense weights in the low-rank storage.
+const LOW_RANK_NAMES: [&str; 4] = ["qkv", "attention_out", "up", "down"];
+
+impl Layer {
+    /// The four dense layers, in [`LOW_RANK_NAMES`]' order.
+    pub(crate) fn dense_mut(&mut self) -> [&mut Dense; 4] {
+        [
+            &mut self.qkv,
+            &mut self.attention_out,
+            &mut self.up,
+            &mut self.down,
+        ]
+    }
+
+    pub(crate) fn dense(&self) -> [&Dense; 4] {
+        [&self.qkv, &self.attention_out, &self.up, &self.down]
+    }
 }
 
 impl std::fmt::Debug for Bert {
@@ -288,20 +336,60 @@ impl Bert {
             positions,
             embedding_norm,
             tuned_from: layers.len(),
+            low_rank: vec![None; layers.len()],
             layers,
         })
     }
 
     /// Replaces the layers whose tensors `vb` holds (named `encoder.layer.N.…`, without a
-    /// prefix: fine-tuned layers stored beside a model); returns how many.
+    /// prefix: fine-tuned layers stored beside a model) — whole layers, or low-rank updates of
+    /// the dense weights (`encoder.layer.N.low_rank.{qkv,attention_out,up,down}.{p,q}`) added to
+    /// the checkpoint's, with the layer's biases and norms; returns how many.
     pub fn overlay(&mut self, vb: &VarBuilder<'_>) -> Result<usize, String> {
         let mut replaced = 0;
+        let h = self.config.hidden_size;
         for i in 0..self.layers.len() {
             let l = vb.pp(format!("encoder.layer.{i}"));
-            if !l.contains_tensor("attention.self.query.weight") {
+            let err = |e: candle_core::Error| format!("layer {i}: {e}");
+            if l.contains_tensor("low_rank.qkv.p") {
+                let rank = l
+                    .get_unchecked("low_rank.qkv.p")
+                    .and_then(|t| t.dim(1))
+                    .map_err(err)?;
+                let mut updates = Vec::with_capacity(4);
+                let layer = &mut self.layers[i];
+                for (d, name) in layer.dense_mut().into_iter().zip(LOW_RANK_NAMES) {
+                    let u = LowRank {
+                        p: read(&l, &[d.inputs, rank], &format!("low_rank.{name}.p"))
+                            .map_err(err)?,
+                        q: read(&l, &[rank, d.outputs], &format!("low_rank.{name}.q"))
+                            .map_err(err)?,
+                        rank,
+                    };
+                    u.apply(d);
+                    updates.push(u);
+                }
+                let a = l.pp("attention");
+                let mut qkv_bias = Vec::with_capacity(3 * h);
+                for n in ["query", "key", "value"] {
+                    qkv_bias.extend(read(&a.pp("self").pp(n), &[h], "bias").map_err(err)?);
+                }
+                layer.qkv.bias = qkv_bias;
+                let out = a.pp("output");
+                layer.attention_out.bias = read(&out.pp("dense"), &[h], "bias").map_err(err)?;
+                layer.attention_norm = norm(&out.pp("LayerNorm"), h).map_err(err)?;
+                let up = layer.up.outputs;
+                layer.up.bias =
+                    read(&l.pp("intermediate").pp("dense"), &[up], "bias").map_err(err)?;
+                layer.down.bias = read(&l.pp("output").pp("dense"), &[h], "bias").map_err(err)?;
+                layer.output_norm = norm(&l.pp("output").pp("LayerNorm"), h).map_err(err)?;
+                self.low_rank[i] = updates.try_into().ok();
+            } else if l.contains_tensor("attention.self.query.weight") {
+                self.layers[i] = read_layer(&l, &self.config).map_err(err)?;
+                self.low_rank[i] = None;
+            } else {
                 continue;
             }
-            self.layers[i] = read_layer(&l, &self.config).map_err(|e| format!("layer {i}: {e}"))?;
             self.tuned_from = self.tuned_from.min(i);
             replaced += 1;
         }
@@ -321,13 +409,30 @@ impl Bert {
         let mut out = Vec::new();
         for (i, l) in self.layers.iter().enumerate().skip(from) {
             let p = |name: &str| format!("encoder.layer.{i}.{name}");
+            let low_rank = self.low_rank.get(i).and_then(Option::as_ref);
+            if let Some(updates) = low_rank {
+                for ((u, d), name) in updates.iter().zip(l.dense()).zip(LOW_RANK_NAMES) {
+                    out.push((
+                        p(&format!("low_rank.{name}.p")),
+                        vec![d.inputs, u.rank],
+                        u.p.clone(),
+                    ));
+                    out.push((
+                        p(&format!("low_rank.{name}.q")),
+                        vec![u.rank, d.outputs],
+                        u.q.clone(),
+                    ));
+                }
+            }
             let qkv = l.qkv.to_pytorch();
             for (k, n) in ["query", "key", "value"].iter().enumerate() {
-                out.push((
-                    p(&format!("attention.self.{n}.weight")),
-                    vec![h, h],
-                    qkv[k * h * h..(k + 1) * h * h].to_vec(),
-                ));
+                if low_rank.is_none() {
+                    out.push((
+                        p(&format!("attention.self.{n}.weight")),
+                        vec![h, h],
+                        qkv[k * h * h..(k + 1) * h * h].to_vec(),
+                    ));
+                }
                 out.push((
                     p(&format!("attention.self.{n}.bias")),
                     vec![h],
@@ -335,11 +440,13 @@ impl Bert {
                 ));
             }
             let mut dense = |name: &str, d: &Dense| {
-                out.push((
-                    p(&format!("{name}.weight")),
-                    vec![d.outputs, d.inputs],
-                    d.to_pytorch(),
-                ));
+                if low_rank.is_none() {
+                    out.push((
+                        p(&format!("{name}.weight")),
+                        vec![d.outputs, d.inputs],
+                        d.to_pytorch(),
+                    ));
+                }
                 out.push((p(&format!("{name}.bias")), vec![d.outputs], d.bias.clone()));
             };
             dense("attention.output.dense", &l.attention_out);
@@ -356,9 +463,18 @@ impl Bert {
         out
     }
 
-    /// Marks layers from `from` on as changed (by fine-tuning).
-    pub(crate) fn mark_tuned(&mut self, from: usize) {
+    /// Marks layers from `from` on as changed by fine-tuning, with their low-rank updates
+    /// when it trained some (one per layer from `from`).
+    pub(crate) fn mark_tuned(&mut self, from: usize, low_rank: Option<Vec<[LowRank; 4]>>) {
         self.tuned_from = self.tuned_from.min(from);
+        for i in from..self.layers.len() {
+            self.low_rank[i] = None;
+        }
+        if let Some(updates) = low_rank {
+            for (i, u) in updates.into_iter().enumerate() {
+                self.low_rank[from + i] = Some(u);
+            }
+        }
     }
 
     /// Width of the hidden states.

@@ -15,7 +15,7 @@
 //!
 //! A test checks every gradient against finite differences on a tiny model.
 
-use crate::bert::{Activation, Bert, Dense, Layer, Norm, kernels, product};
+use crate::bert::{Activation, Bert, Dense, Layer, LowRank, Norm, kernels, product};
 use crate::eval::Report;
 use crate::head::LinearHead;
 use crate::sentiment::Polarity;
@@ -34,8 +34,12 @@ pub struct FineTuneOptions {
     pub learning_rate: f32,
     /// Adam's step size for the head.
     pub head_learning_rate: f32,
-    /// Seed of the batch order.
+    /// Seed of the batch order (and of the low-rank factors' start).
     pub seed: u64,
+    /// Train a rank-`r` update `P·Q` of each dense weight (LoRA) instead of the whole weight;
+    /// biases and norms are trained whole. The tuned layers are then stored as those factors:
+    /// a few hundred kilobytes instead of tens of megabytes.
+    pub rank: Option<usize>,
 }
 
 impl Default for FineTuneOptions {
@@ -47,6 +51,7 @@ impl Default for FineTuneOptions {
             learning_rate: 3e-5,
             head_learning_rate: 3e-4,
             seed: 1,
+            rank: None,
         }
     }
 }
@@ -534,14 +539,24 @@ impl Moments {
     }
 }
 
+/// SplitMix64's next number.
+fn splitmix(seed: &mut u64) -> u64 {
+    *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *seed;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A uniform number in [0, 1).
+fn uniform(seed: &mut u64) -> f32 {
+    (splitmix(seed) >> 40) as f32 / (1u64 << 24) as f32
+}
+
 /// A deterministic shuffle (SplitMix64-driven Fisher–Yates).
 fn shuffle(items: &mut [usize], seed: &mut u64) {
     for i in (1..items.len()).rev() {
-        *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+        let z = splitmix(seed);
         items.swap(i, (z % (i as u64 + 1)) as usize);
     }
 }
@@ -654,7 +669,10 @@ pub fn fine_tune(
         Report::of(pairs).macro_f1
     };
     let mut scores = vec![evaluate(&layers, &hp)];
-    let mut best = (scores[0], 0, layers.clone(), hp.clone());
+    let mut best = (scores[0], 0, layers.clone(), hp.clone(), None);
+    // Low-rank updates are stored against the checkpoint's weights: only when the trained
+    // layers start from them (not from an earlier tuning).
+    let fresh = bert.tuned_from() >= first;
     let mut moments: Vec<Vec<Moments>> = layers
         .iter_mut()
         .map(|l| {
@@ -665,6 +683,32 @@ pub fn fine_tune(
         })
         .collect();
     let mut head_moments = (Moments::new(hp.weights.len()), Moments::new(hp.bias.len()));
+    // Low-rank training: the weights at the start, P drawn small, Q zero (so the start is the
+    // checkpoint), and their moments.
+    let mut init_seed = opts.seed ^ 0x5DEE_CE66_D1CE_4E5B;
+    let mut low_rank: Option<Vec<[(LowRank, Moments, Moments); 4]>> = opts.rank.map(|r| {
+        layers
+            .iter_mut()
+            .map(|l| {
+                l.dense_mut().map(|d| {
+                    let bound = 1.0 / (d.inputs as f32).sqrt();
+                    let p: Vec<f32> = (0..d.inputs * r)
+                        .map(|_| (uniform(&mut init_seed) * 2.0 - 1.0) * bound)
+                        .collect();
+                    let u = LowRank {
+                        p,
+                        q: vec![0.0; r * d.outputs],
+                        rank: r,
+                    };
+                    (u, Moments::new(d.inputs * r), Moments::new(r * d.outputs))
+                })
+            })
+            .collect()
+    });
+    let base_weights: Vec<[Vec<f32>; 4]> = layers
+        .iter_mut()
+        .map(|l| l.dense_mut().map(|d| d.weight_t.clone()))
+        .collect();
     let steps_per_epoch = fit.len().div_ceil(opts.batch.max(1));
     let total_steps = steps_per_epoch * opts.epochs;
     let mut seed = opts.seed;
@@ -693,9 +737,58 @@ pub fn fine_tune(
                 1.0 - (t - warm) as f32 / (total_steps - warm + 1) as f32
             };
             let ti = i32::try_from(t).unwrap_or(i32::MAX);
-            for ((layer, grad), ms) in layers.iter_mut().zip(&mut grads).zip(&mut moments) {
-                for ((p, g), m) in params_mut(layer).into_iter().zip(params_mut(grad)).zip(ms) {
-                    m.step(p, g, opts.learning_rate * decay, ti);
+            let lr = opts.learning_rate * decay;
+            for (li, ((layer, grad), ms)) in layers
+                .iter_mut()
+                .zip(&mut grads)
+                .zip(&mut moments)
+                .enumerate()
+            {
+                for (k, ((p, g), m)) in params_mut(layer)
+                    .into_iter()
+                    .zip(params_mut(grad))
+                    .zip(ms)
+                    .enumerate()
+                {
+                    // Whole weights (tensors 0, 2, 6, 8) move by their low-rank factors below.
+                    if low_rank.is_none() || ![0, 2, 6, 8].contains(&k) {
+                        m.step(p, g, lr, ti);
+                    }
+                }
+                if let Some(lr_layers) = &mut low_rank {
+                    let grad_dense = grad.dense_mut();
+                    for (((d, g), (u, mp, mq)), base) in layer
+                        .dense_mut()
+                        .into_iter()
+                        .zip(grad_dense)
+                        .zip(lr_layers[li].iter_mut())
+                        .zip(&base_weights[li])
+                    {
+                        let (i, o, r) = (d.inputs, d.outputs, u.rank);
+                        // dP = dW·Qᵀ, dQ = Pᵀ·dW
+                        let mut dp = vec![0.0; i * r];
+                        product(
+                            (i, r, o),
+                            (&mut dp, r),
+                            (&g.weight_t, o, 1),
+                            (&u.q, 1, o),
+                            (false, 1.0),
+                            true,
+                        );
+                        let mut dq = vec![0.0; r * o];
+                        product(
+                            (r, o, i),
+                            (&mut dq, o),
+                            (&u.p, 1, r),
+                            (&g.weight_t, o, 1),
+                            (false, 1.0),
+                            true,
+                        );
+                        mp.step(&mut u.p, &dp, lr, ti);
+                        mq.step(&mut u.q, &dq, lr, ti);
+                        d.weight_t.copy_from_slice(base);
+                        u.apply(d);
+                    }
                 }
             }
             head_moments.0.step(
@@ -715,14 +808,19 @@ pub fn fine_tune(
         let score = evaluate(&layers, &hp);
         scores.push(score);
         if score > best.0 {
-            best = (score, epoch, layers.clone(), hp.clone());
+            let updates = low_rank.as_ref().map(|l| {
+                l.iter()
+                    .map(|layer| layer.each_ref().map(|(u, _, _)| u.clone()))
+                    .collect::<Vec<[LowRank; 4]>>()
+            });
+            best = (score, epoch, layers.clone(), hp.clone(), updates);
         }
     }
-    let (_, best_epoch, best_layers, best_head) = best;
+    let (_, best_epoch, best_layers, best_head, best_updates) = best;
     bert.layers.truncate(first);
     bert.layers.extend(best_layers);
     if best_epoch > 0 {
-        bert.mark_tuned(first);
+        bert.mark_tuned(first, best_updates.filter(|_| fresh));
     }
     head.weights = best_head.weights.chunks(n).map(<[f32]>::to_vec).collect();
     head.bias = best_head.bias;

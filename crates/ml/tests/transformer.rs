@@ -314,6 +314,16 @@ const RECORDED_DEFAULT_F1: f64 = 0.6928;
 /// back to the same predictions.
 #[test]
 fn fine_tuned_layers_learn_and_load_back() {
+    fine_tune_toy(None);
+}
+
+/// The same with rank-2 updates: stored as their factors, which load back to the same model.
+#[test]
+fn low_rank_fine_tuning_learns_and_loads_back() {
+    fine_tune_toy(Some(2));
+}
+
+fn fine_tune_toy(rank: Option<usize>) {
     use atalaya_ml::finetune::{FineTuneOptions, fine_tune, is_held_out};
     use atalaya_ml::transformer::{LAYERS_FILE, write_tuned_layers};
     let base = tempfile::tempdir().unwrap();
@@ -354,9 +364,10 @@ fn fine_tuned_layers_learn_and_load_back() {
         layers: 2,
         epochs: 30,
         batch: 8,
-        learning_rate: 3e-3,
+        learning_rate: if rank.is_some() { 1e-2 } else { 3e-3 },
         head_learning_rate: 3e-3,
         seed: 3,
+        rank,
     };
     let mut steps = 0;
     let done = fine_tune(
@@ -389,6 +400,17 @@ fn fine_tuned_layers_learn_and_load_back() {
     write_model_dir(base.path(), out.path(), &head_file).unwrap();
     write_tuned_layers(enc.bert(), out.path()).unwrap();
     assert!(out.path().join(LAYERS_FILE).exists());
+    let stored = std::fs::read(out.path().join(LAYERS_FILE)).unwrap();
+    let header = String::from_utf8_lossy(&stored[..stored.len().min(4096)]).into_owned();
+    assert_eq!(
+        header.contains("low_rank.qkv.p"),
+        rank.is_some(),
+        "{header}"
+    );
+    assert_eq!(
+        header.contains("attention.self.query.weight"),
+        rank.is_none()
+    );
     assert_eq!(
         std::fs::read(base.path().join("model.safetensors")).unwrap(),
         base_bytes
