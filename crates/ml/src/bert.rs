@@ -628,7 +628,7 @@ impl Bert {
 }
 
 /// `out = x·Wᵀ + b` (`accumulate`: `out += x·Wᵀ + b`) for `rows` rows of `x`.
-fn linear(out: &mut [f32], x: &[f32], d: &Dense, rows: usize, accumulate: bool) {
+pub(crate) fn linear(out: &mut [f32], x: &[f32], d: &Dense, rows: usize, accumulate: bool) {
     let (n, k) = (d.outputs, d.inputs);
     let out = &mut out[..rows * n];
     for row in out.chunks_exact_mut(n) {
@@ -639,6 +639,24 @@ fn linear(out: &mut [f32], x: &[f32], d: &Dense, rows: usize, accumulate: bool) 
         }
     }
     matmul(out, &x[..rows * k], &d.weight_t, rows, n, k);
+}
+
+/// Each text's sentence vector — the mean of its rows, L2-normalised — and the mean's norm
+/// (what sentence-transformers computes for all-MiniLM-L6-v2); zeros for a text of no rows.
+pub(crate) fn mean_pool(x: &[f32], spans: &[(usize, usize)], h: usize) -> Vec<(Vec<f32>, f32)> {
+    spans
+        .iter()
+        .map(|&(start, len)| {
+            let mut m = vec![0.0f32; h];
+            for row in x[start * h..(start + len) * h].chunks_exact(h) {
+                m.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+            }
+            m.iter_mut().for_each(|a| *a /= len.max(1) as f32);
+            let norm = m.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            m.iter_mut().for_each(|a| *a /= norm);
+            (m, norm)
+        })
+        .collect()
 }
 
 /// `out[m×n] += lhs[m×k] · rhs[k×n]`, all row-major, with gemm's kernels (several threads when

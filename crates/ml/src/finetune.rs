@@ -15,7 +15,9 @@
 //!
 //! A test checks every gradient against finite differences on a tiny model.
 
-use crate::bert::{Activation, Bert, Dense, Layer, LowRank, Norm, kernels, product};
+use crate::bert::{
+    Activation, Bert, Dense, Layer, LowRank, Norm, kernels, linear, mean_pool, product,
+};
 use crate::eval::Report;
 use crate::head::LinearHead;
 use crate::sentiment::Polarity;
@@ -126,26 +128,6 @@ fn norm_backward(dy: &mut [f32], n: &Norm, xhat: &[f32], inv: &[f32], grad: &mut
     }
 }
 
-/// `out = x·W + b` (`accumulate`: onto `out`) for a layer stored transposed.
-fn linear(out: &mut [f32], x: &[f32], d: &Dense, accumulate: bool) {
-    let rows = x.len() / d.inputs;
-    for row in out.chunks_exact_mut(d.outputs) {
-        if accumulate {
-            row.iter_mut().zip(&d.bias).for_each(|(o, b)| *o += b);
-        } else {
-            row.copy_from_slice(&d.bias);
-        }
-    }
-    product(
-        (rows, d.outputs, d.inputs),
-        (out, d.outputs),
-        (x, d.inputs, 1),
-        (&d.weight_t, d.outputs, 1),
-        (true, 1.0),
-        true,
-    );
-}
-
 /// A linear layer's backward pass: `dy` at its output; adds to `grad`'s weight and bias, and
 /// to `dx` (`accumulate`) or sets it.
 fn linear_backward(
@@ -186,7 +168,7 @@ fn forward_cached(bert: &Bert, layer: &Layer, x: &mut [f32], spans: &[(usize, us
     let eps = bert.eps();
     let x_in = x.to_vec();
     let mut qkv = vec![0.0; rows * 3 * h];
-    linear(&mut qkv, x, &layer.qkv, false);
+    linear(&mut qkv, x, &layer.qkv, rows, false);
     let mut context = vec![0.0; rows * h];
     let probs: Vec<std::sync::Mutex<Vec<f32>>> = spans
         .iter()
@@ -201,15 +183,15 @@ fn forward_cached(bert: &Bert, layer: &Layer, x: &mut [f32], spans: &[(usize, us
         .into_iter()
         .map(|m| m.into_inner().unwrap_or_default())
         .collect();
-    linear(x, &context, &layer.attention_out, true);
+    linear(x, &context, &layer.attention_out, rows, true);
     let (mut xhat1, mut inv1) = (Vec::new(), Vec::new());
     norm_forward(x, &layer.attention_norm, eps, &mut xhat1, &mut inv1);
     let x1 = x.to_vec();
     let mut pre = vec![0.0; rows * layer.up.outputs];
-    linear(&mut pre, x, &layer.up, false);
+    linear(&mut pre, x, &layer.up, rows, false);
     let mut act = pre.clone();
     bert.activate(&mut act);
-    linear(x, &act, &layer.down, true);
+    linear(x, &act, &layer.down, rows, true);
     let (mut xhat2, mut inv2) = (Vec::new(), Vec::new());
     norm_forward(x, &layer.output_norm, eps, &mut xhat2, &mut inv2);
     Cache {
@@ -413,20 +395,7 @@ impl Step<'_> {
 
     /// Each text's sentence vector (mean of its rows, L2-normalised) and the mean's norm.
     fn pool(&self, x: &[f32], spans: &[(usize, usize)]) -> Vec<(Vec<f32>, f32)> {
-        let h = self.bert.hidden_size();
-        spans
-            .iter()
-            .map(|&(start, len)| {
-                let mut m = vec![0.0f32; h];
-                for row in x[start * h..(start + len) * h].chunks_exact(h) {
-                    m.iter_mut().zip(row).for_each(|(a, v)| *a += v);
-                }
-                m.iter_mut().for_each(|a| *a /= len.max(1) as f32);
-                let norm = m.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                m.iter_mut().for_each(|a| *a /= norm);
-                (m, norm)
-            })
-            .collect()
+        mean_pool(x, spans, self.bert.hidden_size())
     }
 
     /// Standardised inputs and class probabilities of a sentence vector.

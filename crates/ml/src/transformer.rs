@@ -273,20 +273,9 @@ impl Encoder {
 
 /// Each text's mean token state, L2-normalised.
 fn mean_pool(packed: &Packed) -> Vec<Vec<f32>> {
-    let h = packed.hidden;
-    (0..packed.spans.len())
-        .map(|i| {
-            let rows = packed.text(i);
-            let mut mean = vec![0.0f32; h];
-            for row in rows.chunks_exact(h) {
-                mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
-            }
-            let count = (rows.len() / h).max(1) as f32;
-            mean.iter_mut().for_each(|m| *m /= count);
-            let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-            mean.iter_mut().for_each(|m| *m /= norm);
-            mean
-        })
+    crate::bert::mean_pool(&packed.states, &packed.spans, packed.hidden)
+        .into_iter()
+        .map(|(v, _)| v)
         .collect()
 }
 
