@@ -506,9 +506,7 @@ impl Bert {
     /// token attends to every token of its own text.
     pub fn forward(&self, texts: &[&[u32]]) -> Result<Packed, String> {
         let (mut x, spans) = self.embed(texts)?;
-        for layer in &self.layers {
-            self.layer(layer, &mut x, &spans);
-        }
+        self.run_layers(&self.layers, &mut x, &spans);
         Ok(Packed {
             states: x,
             hidden: self.config.hidden_size,
@@ -563,26 +561,41 @@ impl Bert {
         Ok((x, spans))
     }
 
-    /// One transformer layer over packed rows `x`, in place.
-    pub(crate) fn layer(&self, layer: &Layer, x: &mut [f32], spans: &[(usize, usize)]) {
+    /// The transformer layers `layers` over packed rows `x`, in place (scratch allocated once).
+    pub(crate) fn run_layers(&self, layers: &[Layer], x: &mut [f32], spans: &[(usize, usize)]) {
         let h = self.config.hidden_size;
         let rows = x.len() / h;
         let mut qkv = vec![0.0f32; rows * 3 * h];
         let mut context = vec![0.0f32; rows * h];
         let mut up = vec![0.0f32; rows * self.config.intermediate_size];
-        linear(&mut qkv, x, &layer.qkv, rows, false);
-        self.attend(&qkv, &mut context, spans, |_, _| {});
+        for layer in layers {
+            self.layer(layer, x, spans, (&mut qkv, &mut context, &mut up));
+        }
+    }
+
+    /// One transformer layer over packed rows `x`, in place, with scratch buffers for its
+    /// query/key/value, context and feed-forward rows.
+    fn layer(
+        &self,
+        layer: &Layer,
+        x: &mut [f32],
+        spans: &[(usize, usize)],
+        (qkv, context, up): (&mut [f32], &mut [f32], &mut [f32]),
+    ) {
+        let rows = x.len() / self.config.hidden_size;
+        linear(qkv, x, &layer.qkv, rows, false);
+        self.attend(qkv, context, spans, |_, _| {});
         // x ← LayerNorm(x + context·Wᵀ + b): the product accumulates onto the residual.
-        linear(x, &context, &layer.attention_out, rows, true);
+        linear(x, context, &layer.attention_out, rows, true);
         kernels::layer_norm(
             x,
             &layer.attention_norm.gamma,
             &layer.attention_norm.beta,
             self.eps,
         );
-        linear(&mut up, x, &layer.up, rows, false);
-        self.activate(&mut up);
-        linear(x, &up, &layer.down, rows, true);
+        linear(up, x, &layer.up, rows, false);
+        self.activate(up);
+        linear(x, up, &layer.down, rows, true);
         kernels::layer_norm(
             x,
             &layer.output_norm.gamma,
@@ -856,7 +869,7 @@ pub(crate) mod kernels {
     /// register (a single running sum fixes the order of the additions and so cannot be
     /// vectorised).
     #[inline(always)]
-    fn dot(a: &[f32], b: &[f32]) -> f32 {
+    pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
         let mut lanes = [0.0f32; 8];
         let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
         let tail: f32 = a8

@@ -382,15 +382,14 @@ impl Step<'_> {
         spans: &[(usize, usize)],
         keep: bool,
     ) -> Vec<Cache> {
-        let mut caches = Vec::new();
-        for layer in layers {
-            if keep {
-                caches.push(forward_cached(self.bert, layer, x, spans));
-            } else {
-                self.bert.layer(layer, x, spans);
-            }
+        if !keep {
+            self.bert.run_layers(layers, x, spans);
+            return Vec::new();
         }
-        caches
+        layers
+            .iter()
+            .map(|layer| forward_cached(self.bert, layer, x, spans))
+            .collect()
     }
 
     /// Each text's sentence vector (mean of its rows, L2-normalised) and the mean's norm.
@@ -411,7 +410,7 @@ impl Step<'_> {
             .bias
             .iter()
             .enumerate()
-            .map(|(c, b)| b + kernels_dot(&hp.weights[c * n..(c + 1) * n], &z))
+            .map(|(c, b)| b + kernels::dot(&hp.weights[c * n..(c + 1) * n], &z))
             .collect();
         let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
         let e: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
@@ -476,10 +475,6 @@ impl Step<'_> {
         }
         loss
     }
-}
-
-fn kernels_dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Adam's moments for one parameter vector.
@@ -593,9 +588,7 @@ pub fn fine_tune(
     for chunk in texts.chunks(64) {
         let ids: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
         let (mut x, spans) = bert.embed(&ids)?;
-        for layer in &bert.layers[..first] {
-            bert.layer(layer, &mut x, &spans);
-        }
+        bert.run_layers(&bert.layers[..first], &mut x, &spans);
         for &(start, len) in &spans {
             inputs.push(x[start * h..(start + len) * h].to_vec());
         }
@@ -619,10 +612,10 @@ pub fn fine_tune(
         bias: head.bias.clone(),
     };
     let mut layers: Vec<Layer> = bert.layers[first..].to_vec();
-    let frozen = bert.clone();
+    // The model is read (never changed) until the best epoch's layers are put back at the end.
     let step = Step {
-        bert: &frozen,
-        head,
+        bert: &*bert,
+        head: &*head,
     };
     let evaluate = |layers: &[Layer], hp: &HeadParams| -> f64 {
         let mut pairs = Vec::with_capacity(held.len());

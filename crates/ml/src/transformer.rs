@@ -206,13 +206,9 @@ impl Encoder {
 
     /// Runs one batch: the last hidden states of every token, texts packed without padding.
     fn forward(&self, texts: &[&str]) -> Result<Packed, MlError> {
-        let err = |e: &dyn std::fmt::Display| model_err(&self.dir, e);
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| err(&e))?;
-        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
-        self.bert.forward(&ids).map_err(|e| err(&e))
+        let ids = self.token_ids(texts)?;
+        let ids: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+        self.bert.forward(&ids).map_err(|e| model_err(&self.dir, e))
     }
 
     /// Each text's token ids (special tokens included, truncated as for the encoder).
