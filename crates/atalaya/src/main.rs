@@ -291,6 +291,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     fine_tune,
                     epochs,
                     learning_rate,
+                    head_learning_rate,
                     rank,
                 },
         } => {
@@ -304,7 +305,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     layers,
                     epochs,
                     learning_rate,
-                    head_learning_rate: 10.0 * learning_rate,
+                    head_learning_rate: head_learning_rate.unwrap_or(10.0 * learning_rate),
                     rank,
                     ..Default::default()
                 }),

@@ -39,8 +39,9 @@ pub struct FineTuneOptions {
     /// Seed of the batch order (and of the low-rank factors' start).
     pub seed: u64,
     /// Train a rank-`r` update `P·Q` of each dense weight (LoRA) instead of the whole weight;
-    /// biases and norms are trained whole. The tuned layers are then stored as those factors:
-    /// a few hundred kilobytes instead of tens of megabytes.
+    /// biases and norms keep the checkpoint's values (LoRA's usual choice: trained at the
+    /// factors' larger step they made the tuning unstable). The tuned layers are then stored
+    /// as those factors: about a megabyte instead of tens of megabytes.
     pub rank: Option<usize>,
 }
 
@@ -706,14 +707,9 @@ pub fn fine_tune(
                 .zip(&mut moments)
                 .enumerate()
             {
-                for (k, ((p, g), m)) in params_mut(layer)
-                    .into_iter()
-                    .zip(params_mut(grad))
-                    .zip(ms)
-                    .enumerate()
-                {
-                    // Whole weights (tensors 0, 2, 6, 8) move by their low-rank factors below.
-                    if low_rank.is_none() || ![0, 2, 6, 8].contains(&k) {
+                // With low-rank updates only the factors move (below); biases and norms stay.
+                if low_rank.is_none() {
+                    for ((p, g), m) in params_mut(layer).into_iter().zip(params_mut(grad)).zip(ms) {
                         m.step(p, g, lr, ti);
                     }
                 }

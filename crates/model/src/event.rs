@@ -28,7 +28,7 @@ pub enum Event {
     /// A social post.
     Social(Box<SocialPost>),
     /// An on-chain measurement.
-    Onchain(OnchainMetric),
+    Onchain(Box<OnchainMetric>),
     /// Market-wide statistics for an asset.
     MarketStats(MarketStats),
     /// An instrument's rolling 24-hour statistics on its venue.
@@ -182,7 +182,9 @@ mod tests {
 
     #[test]
     fn events_stay_small_enough_to_copy_on_the_hot_path() {
-        // Market data is stored inline; rare, large payloads are boxed.
+        // Market data is stored inline; rare, large payloads are boxed. With the 8-byte
+        // interned instrument id a candle, and so an event, is one cache line.
+        assert_eq!(std::mem::size_of::<Candle>(), 64);
         assert_eq!(std::mem::size_of::<Event>(), std::mem::size_of::<Candle>());
     }
 

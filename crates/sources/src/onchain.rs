@@ -456,7 +456,7 @@ impl Source for OnchainSource {
             let n = found.len() as u64;
             for m in found {
                 seq += 1;
-                let env = Envelope::new(seq, known, known, src, Event::Onchain(m));
+                let env = Envelope::new(seq, known, known, src, Event::Onchain(Box::new(m)));
                 ctx.bus.publish(Topic::Inbound, env).await?;
             }
             if n > 0 {

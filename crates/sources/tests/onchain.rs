@@ -28,7 +28,7 @@ async fn collect(
             tokio::time::timeout(Duration::from_millis(200), run.sub.recv()).await
             && let Event::Onchain(m) = env.payload
         {
-            got.push(m);
+            got.push(*m);
         }
     }
 }

@@ -69,7 +69,7 @@ pub fn add_to_batch(batch: &mut Batch, env: Envelope<Event>) {
         Event::Social(p) => batch
             .text_items
             .push((TextItem::Social(*p), env.ts_received)),
-        Event::Onchain(m) => batch.onchain.push((m, env.ts_received)),
+        Event::Onchain(m) => batch.onchain.push((*m, env.ts_received)),
         _ => {}
     }
 }
