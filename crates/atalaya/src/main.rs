@@ -235,11 +235,11 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     finance,
                 },
         } => {
-            use atalaya_ml::eval::{LabelMap, read_labelled};
-            let map = match labels.as_deref().map(LabelMap::parse).transpose() {
-                Ok(m) => m.unwrap_or_default(),
+            use atalaya_ml::eval::read_labelled;
+            let map = match atalaya::sentiment::label_map(labels.as_deref()) {
+                Ok(m) => m,
                 Err(e) => {
-                    eprintln!("error: --labels: {e}");
+                    eprintln!("error: {e}");
                     return Ok(ExitCode::from(2));
                 }
             };

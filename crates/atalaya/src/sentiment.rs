@@ -40,7 +40,8 @@ fn bar(len: usize, what: &str, show: bool) -> ProgressBar {
     pb
 }
 
-fn label_map(labels: Option<&str>) -> anyhow::Result<LabelMap> {
+/// The `--labels` map of `train` and `eval` (the default vocabulary without it).
+pub fn label_map(labels: Option<&str>) -> anyhow::Result<LabelMap> {
     labels
         .map(LabelMap::parse)
         .transpose()

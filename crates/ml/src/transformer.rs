@@ -629,6 +629,14 @@ pub fn write_tuned_layers(bert: &Bert, out: &Path) -> Result<(), MlError> {
     }
     let tmp = out.join(format!("{LAYERS_FILE}.tmp"));
     candle_core::safetensors::save(&map, &tmp).map_err(|e| model_err(&tmp, e))?;
+    // The writer creates the file owner-only (0600); a model directory is read by whoever
+    // runs the agent, like the head beside it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| io(&tmp, e))?;
+    }
     std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
 }
 

@@ -400,6 +400,15 @@ fn fine_tune_toy(rank: Option<usize>) {
     write_model_dir(base.path(), out.path(), &head_file).unwrap();
     write_tuned_layers(enc.bert(), out.path()).unwrap();
     assert!(out.path().join(LAYERS_FILE).exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.path().join(LAYERS_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "readable by whoever runs the agent");
+    }
     let stored = std::fs::read(out.path().join(LAYERS_FILE)).unwrap();
     let header = String::from_utf8_lossy(&stored[..stored.len().min(4096)]).into_owned();
     assert_eq!(
