@@ -175,6 +175,19 @@ impl LowRank {
             true,
         );
     }
+
+    /// Rounds the factors to half precision, the precision they are stored in
+    /// (`transformer::write_tuned_layers`): a model holding them is the model that loads back.
+    pub(crate) fn round_to_half(&mut self) -> candle_core::Result<()> {
+        use candle_core::{DType, Device, Tensor};
+        for v in [&mut self.p, &mut self.q] {
+            *v = Tensor::from_slice(v, v.len(), &Device::Cpu)?
+                .to_dtype(DType::F16)?
+                .to_dtype(DType::F32)?
+                .to_vec1()?;
+        }
+        Ok(())
+    }
 }
 
 /// The names of a layer's four dense weights in the low-rank storage.

@@ -774,11 +774,23 @@ pub fn fine_tune(
             best = (score, epoch, layers.clone(), hp.clone(), updates);
         }
     }
-    let (_, best_epoch, best_layers, best_head, best_updates) = best;
+    let (_, best_epoch, mut best_layers, best_head, best_updates) = best;
+    let mut best_updates = best_updates.filter(|_| fresh);
+    // Stored factors are half precision: round them here, so the model fine-tuning leaves is
+    // the one that loads back (the change to the held-out score is far below its noise).
+    if let Some(updates) = &mut best_updates {
+        for ((layer, ups), base) in best_layers.iter_mut().zip(updates).zip(&base_weights) {
+            for ((d, u), b) in layer.dense_mut().into_iter().zip(ups).zip(base) {
+                u.round_to_half().map_err(|e| e.to_string())?;
+                d.weight_t.copy_from_slice(b);
+                u.apply(d);
+            }
+        }
+    }
     bert.layers.truncate(first);
     bert.layers.extend(best_layers);
     if best_epoch > 0 {
-        bert.mark_tuned(first, best_updates.filter(|_| fresh));
+        bert.mark_tuned(first, best_updates);
     }
     head.weights = best_head.weights.chunks(n).map(<[f32]>::to_vec).collect();
     head.bias = best_head.bias;

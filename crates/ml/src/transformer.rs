@@ -624,7 +624,12 @@ pub fn write_tuned_layers(bert: &Bert, out: &Path) -> Result<(), MlError> {
     }
     let mut map = std::collections::HashMap::new();
     for (name, shape, data) in tensors {
-        let t = Tensor::from_vec(data, shape, &Device::Cpu).map_err(|e| model_err(out, e))?;
+        let mut t = Tensor::from_vec(data, shape, &Device::Cpu).map_err(|e| model_err(out, e))?;
+        // Low-rank factors are stored at half precision (fine-tuning rounded them already):
+        // half the size, and the loader reads them back as f32.
+        if name.contains(".low_rank.") {
+            t = t.to_dtype(DType::F16).map_err(|e| model_err(out, e))?;
+        }
         map.insert(name, t);
     }
     let tmp = out.join(format!("{LAYERS_FILE}.tmp"));

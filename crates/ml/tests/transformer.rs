@@ -420,6 +420,9 @@ fn fine_tune_toy(rank: Option<usize>) {
         header.contains("attention.self.query.weight"),
         rank.is_none()
     );
+    // Factors at half precision; whole layers (and biases, norms) at full.
+    assert_eq!(header.contains("\"F16\""), rank.is_some(), "{header}");
+    assert!(header.contains("\"F32\""), "{header}");
     assert_eq!(
         std::fs::read(base.path().join("model.safetensors")).unwrap(),
         base_bytes
