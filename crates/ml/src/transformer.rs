@@ -343,11 +343,11 @@ impl TransformerModel {
         if dir.join(HEAD_FILE).exists() {
             return Self::load(dir);
         }
-        let (encoder, vb) = Encoder::open(dir)?;
+        let (mut encoder, vb) = Encoder::open(dir)?;
         let head = if encoder.is_classifier() {
             None
         } else {
-            Some(shipped_head()?)
+            Some(shipped(&mut encoder)?)
         };
         Self::from_encoder(encoder, &vb, head)
     }
@@ -645,16 +645,44 @@ pub fn write_tuned_layers(bert: &Bert, out: &Path) -> Result<(), MlError> {
     std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
 }
 
-/// The shipped head: trained by `atalaya sentiment train` on the MIT-licensed
-/// twitter-financial-news train split over all-MiniLM-L6-v2 (docs/EVALUATION.md has the command
-/// and its scores).
+/// The shipped head: trained by `atalaya sentiment train --fine-tune 6 --rank 16` on the
+/// MIT-licensed twitter-financial-news train split over all-MiniLM-L6-v2, together with
+/// [`DEFAULT_LAYERS`] (docs/EVALUATION.md has the command and its scores).
 pub const DEFAULT_HEAD_JSON: &str = include_str!("../models/minilm-twitter-head.json");
 
-/// The shipped default model: [`DEFAULT_HEAD_JSON`] over the all-MiniLM-L6-v2 directory `base`.
+/// The shipped encoder update: the rank-16 factors (half precision) by which fine-tuning moved
+/// the dense weights of all six layers of all-MiniLM-L6-v2, trained with [`DEFAULT_HEAD_JSON`];
+/// [`Bert::overlay`] adds them to the checkpoint's weights.
+pub const DEFAULT_LAYERS: &[u8] = include_bytes!("../models/minilm-twitter-layers.safetensors");
+
+/// The shipped default model: [`DEFAULT_LAYERS`] and [`DEFAULT_HEAD_JSON`] over the
+/// all-MiniLM-L6-v2 directory `base` (as downloaded: without fine-tuned layers of its own).
 pub fn default_model(base: &Path) -> Result<TransformerModel, MlError> {
-    TransformerModel::load_with(base, Some(shipped_head()?))
+    let (mut encoder, vb) = Encoder::open(base)?;
+    let head = shipped(&mut encoder)?;
+    TransformerModel::from_encoder(encoder, &vb, Some(head))
 }
 
-fn shipped_head() -> Result<HeadFile, MlError> {
+/// Makes `encoder` the shipped model's (overlays [`DEFAULT_LAYERS`]) and returns its head.
+fn shipped(encoder: &mut Encoder) -> Result<HeadFile, MlError> {
+    let dir = encoder.dir.clone();
+    if encoder.bert.tuned_from() < encoder.bert.layers.len() {
+        return Err(model_err(
+            &dir,
+            format!(
+                "it holds fine-tuned layers ({LAYERS_FILE}) but no head ({HEAD_FILE}); the \
+                 shipped model goes over all-MiniLM-L6-v2 as downloaded"
+            ),
+        ));
+    }
+    let vb =
+        VarBuilder::from_buffered_safetensors(DEFAULT_LAYERS.to_vec(), DType::F32, &Device::Cpu)
+            .map_err(|e| model_err(Path::new("<shipped layers>"), e))?;
+    encoder.bert.overlay(&vb).map_err(|e| {
+        model_err(
+            &dir,
+            format!("the shipped model is fine-tuned all-MiniLM-L6-v2 and does not fit this encoder: {e}"),
+        )
+    })?;
     parse_head(DEFAULT_HEAD_JSON.as_bytes()).map_err(|m| model_err(Path::new("<shipped head>"), m))
 }
