@@ -405,6 +405,10 @@ pub enum SentimentAction {
         /// (about a megabyte for all six layers of all-MiniLM-L6-v2 at rank 16).
         #[arg(long, value_name = "R")]
         rank: Option<usize>,
+        /// What the model is trained and chosen for: `macro-f1` weights the classes by inverse
+        /// frequency so that each counts the same; `accuracy` weights every row the same.
+        #[arg(long, value_enum, default_value_t = Objective::MacroF1)]
+        objective: Objective,
     },
 }
 
@@ -475,4 +479,23 @@ pub enum DbAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `sentiment train --objective`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Objective {
+    /// Macro-F1 (inverse-frequency class weights).
+    #[value(name = "macro-f1")]
+    MacroF1,
+    /// Accuracy (no class weights).
+    Accuracy,
+}
+
+impl From<Objective> for atalaya_ml::head::Objective {
+    fn from(o: Objective) -> Self {
+        match o {
+            Objective::MacroF1 => Self::MacroF1,
+            Objective::Accuracy => Self::Accuracy,
+        }
+    }
 }

@@ -293,6 +293,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     learning_rate,
                     head_learning_rate,
                     rank,
+                    objective,
                 },
         } => {
             let s = atalaya::sentiment::train(
@@ -300,13 +301,18 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 labels.as_deref(),
                 &out,
                 base.as_deref(),
-                l2,
+                atalaya_ml::head::TrainOptions {
+                    l2,
+                    objective: objective.into(),
+                    ..Default::default()
+                },
                 fine_tune.map(|layers| atalaya_ml::finetune::FineTuneOptions {
                     layers,
                     epochs,
                     learning_rate,
                     head_learning_rate: head_learning_rate.unwrap_or(10.0 * learning_rate),
                     rank,
+                    objective: objective.into(),
                     ..Default::default()
                 }),
                 std::io::stderr().is_terminal(),

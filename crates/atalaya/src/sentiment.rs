@@ -67,7 +67,7 @@ pub fn train(
     labels: Option<&str>,
     out: &Path,
     base: Option<&Path>,
-    l2: Option<f64>,
+    opts: TrainOptions,
     fine_tune: Option<FineTuneOptions>,
     progress: bool,
 ) -> anyhow::Result<String> {
@@ -87,10 +87,6 @@ pub fn train(
     pb.finish_and_clear();
     let embed_secs = started.elapsed().as_secs_f64();
     let y: Vec<Polarity> = rows.iter().map(|(_, p)| *p).collect();
-    let opts = TrainOptions {
-        l2,
-        ..TrainOptions::default()
-    };
     // Fine-tuning chooses its epoch on held-out rows: the starting head must not see them.
     let mut trained = if fine_tune.is_some() {
         let keep: Vec<usize> = (0..x.len()).filter(|&i| !is_held_out(i)).collect();
@@ -132,15 +128,16 @@ pub fn train(
         .map_err(|e| anyhow::anyhow!("fine-tuning: {e}"))?;
         pb.finish_and_clear();
         let scores: Vec<String> = done
-            .held_out_f1
+            .held_out
             .iter()
             .enumerate()
             .map(|(e, f)| format!("{e}: {f:.4}"))
             .collect();
         tuned_summary = format!(
-            "\nfine-tuned the top {} layers in {:.0} s; held-out macro-F1 by epoch {}; kept epoch {}",
+            "\nfine-tuned the top {} layers in {:.0} s; held-out {} by epoch {}; kept epoch {}",
             ft.layers,
             started.elapsed().as_secs_f64(),
+            ft.objective.name(),
             scores.join(", "),
             done.best_epoch
         );
@@ -181,7 +178,8 @@ pub fn train(
             .map(|(l, f)| format!("{l}: {f:.4}"))
             .collect();
         s.push_str(&format!(
-            " (held-out macro-F1 per penalty: {})",
+            " (held-out {} per penalty: {})",
+            opts.objective.name(),
             tried.join(", ")
         ));
     }

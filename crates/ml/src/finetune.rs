@@ -7,10 +7,12 @@
 //!
 //! * the layers below stay frozen, so their output is computed once per text and reused every
 //!   epoch;
-//! * the loss is cross-entropy with classes weighted by inverse frequency (what macro-F1
-//!   rewards), over mean-pooled, L2-normalised sentence vectors as at inference;
-//! * every sixth training row is held out; after each epoch the held-out macro-F1 is measured
-//!   and the best epoch's weights are kept — no row outside the training file is looked at;
+//! * the loss is cross-entropy, with classes weighted by inverse frequency when the objective
+//!   is macro-F1 (the default) and unweighted when it is accuracy, over mean-pooled,
+//!   L2-normalised sentence vectors as at inference;
+//! * every sixth training row is held out; after each epoch the objective's score on them is
+//!   measured and the best epoch's weights are kept — no row outside the training file is
+//!   looked at;
 //! * batches are drawn in an order fixed by the seed: the same data gives the same model.
 //!
 //! A test checks every gradient against finite differences on a tiny model.
@@ -19,7 +21,7 @@ use crate::bert::{
     Activation, Bert, Dense, Layer, LowRank, Norm, kernels, linear, mean_pool, product,
 };
 use crate::eval::Report;
-use crate::head::LinearHead;
+use crate::head::{LinearHead, Objective};
 use crate::sentiment::Polarity;
 
 /// Fine-tuning settings.
@@ -43,6 +45,8 @@ pub struct FineTuneOptions {
     /// factors' larger step they made the tuning unstable). The tuned layers are then stored
     /// as those factors: about a megabyte instead of tens of megabytes.
     pub rank: Option<usize>,
+    /// The loss's class weights and the held-out score that picks the epoch.
+    pub objective: Objective,
 }
 
 impl Default for FineTuneOptions {
@@ -55,6 +59,7 @@ impl Default for FineTuneOptions {
             head_learning_rate: 3e-4,
             seed: 1,
             rank: None,
+            objective: Objective::MacroF1,
         }
     }
 }
@@ -62,8 +67,8 @@ impl Default for FineTuneOptions {
 /// What fine-tuning did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FineTuned {
-    /// Held-out macro-F1 before training and after each epoch.
-    pub held_out_f1: Vec<f64>,
+    /// The objective's held-out score before training and after each epoch.
+    pub held_out: Vec<f64>,
     /// The epoch whose weights were kept (0: none improved on the start).
     pub best_epoch: usize,
 }
@@ -597,15 +602,11 @@ pub fn fine_tune(
     let (held, fit): (Vec<usize>, Vec<usize>) = (0..texts.len()).partition(|&i| is_held_out(i));
     let mut counts = vec![0usize; classes.len()];
     fit.iter().for_each(|&i| counts[target[i]] += 1);
-    let weight: Vec<f32> = counts
-        .iter()
-        .map(|&c| {
-            if c == 0 {
-                0.0
-            } else {
-                fit.len() as f32 / (classes.len() * c) as f32
-            }
-        })
+    let weight: Vec<f32> = opts
+        .objective
+        .class_weights(&counts)
+        .into_iter()
+        .map(|w| w as f32)
         .collect();
     let n = h;
     let mut hp = HeadParams {
@@ -629,7 +630,7 @@ pub fn fine_tune(
                 pairs.push((y[i], classes[best]));
             }
         }
-        Report::of(pairs).macro_f1
+        opts.objective.score(&Report::of(pairs))
     };
     let mut scores = vec![evaluate(&layers, &hp)];
     let mut best = (scores[0], 0, layers.clone(), hp.clone(), None);
@@ -795,7 +796,7 @@ pub fn fine_tune(
     head.weights = best_head.weights.chunks(n).map(<[f32]>::to_vec).collect();
     head.bias = best_head.bias;
     Ok(FineTuned {
-        held_out_f1: scores,
+        held_out: scores,
         best_epoch,
     })
 }

@@ -371,6 +371,7 @@ fn fine_tune_toy(rank: Option<usize>) {
         head_learning_rate: 3e-3,
         seed: 3,
         rank,
+        ..FineTuneOptions::default()
     };
     let mut steps = 0;
     let done = fine_tune(
@@ -386,9 +387,9 @@ fn fine_tune_toy(rank: Option<usize>) {
     )
     .unwrap();
     assert_eq!(steps, 30 * 50usize.div_ceil(8));
-    assert_eq!(done.held_out_f1.len(), 31);
+    assert_eq!(done.held_out.len(), 31);
     assert!(
-        done.best_epoch > 0 && done.held_out_f1[done.best_epoch] > done.held_out_f1[0] + 0.1,
+        done.best_epoch > 0 && done.held_out[done.best_epoch] > done.held_out[0] + 0.1,
         "{done:?}"
     );
     assert_eq!(enc.bert().tuned_from(), 0);
