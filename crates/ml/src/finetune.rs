@@ -635,8 +635,9 @@ pub fn fine_tune(
     let mut scores = vec![evaluate(&layers, &hp)];
     let mut best = (scores[0], 0, layers.clone(), hp.clone(), None);
     // Low-rank updates are stored against the checkpoint's weights: only when the trained
-    // layers start from them (not from an earlier tuning).
-    let fresh = bert.tuned_from() >= first;
+    // layers start from them. An earlier tuning always covers the top layers from
+    // `tuned_from` on, so any earlier tuning overlaps these: then the layers are stored whole.
+    let fresh = bert.tuned_from() >= bert.layers.len();
     let mut moments: Vec<Vec<Moments>> = layers
         .iter_mut()
         .map(|l| {
