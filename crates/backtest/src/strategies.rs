@@ -51,6 +51,9 @@ pub fn sma_crossover(timeframe: Timeframe, fast: usize, slow: usize) -> Settings
             target_atr: 0.0,
             cooldown_bars: 0,
             max_drawdown: 1.0,
+            // Off, like the other limits (and moot for one instrument): the trader then keeps
+            // no window of returns to correlate.
+            max_correlation: 1.0,
             ..RiskConfig::default()
         },
         trade_from: None,
