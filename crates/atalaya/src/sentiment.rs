@@ -27,14 +27,17 @@ pub fn default_base() -> PathBuf {
     models_dir().join(DEFAULT_BASE_NAME)
 }
 
-fn bar(len: usize, what: &str, show: bool) -> ProgressBar {
+/// A progress bar of `len` `unit`s (`texts`, `steps`), hidden unless `show`.
+fn bar(len: usize, what: &str, unit: &str, show: bool) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(len as u64);
     pb.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} texts, {per_sec}, eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(&format!(
+            "{{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit}, {{per_sec}}, eta {{eta}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     pb.set_message(what.to_owned());
     pb
@@ -79,7 +82,7 @@ pub fn train(
     let base = base_or_default(base)?;
     let mut encoder = atalaya_ml::transformer::Encoder::load(&base)?;
     let texts: Vec<&str> = rows.iter().map(|(t, _)| t.as_str()).collect();
-    let pb = bar(texts.len(), "embedding", progress);
+    let pb = bar(texts.len(), "embedding", "texts", progress);
     let started = std::time::Instant::now();
     let x = encoder.embed(&texts, atalaya_ml::transformer::DEFAULT_BATCH, &mut |n| {
         pb.set_position(n as u64)
@@ -101,18 +104,8 @@ pub fn train(
     let mut x = x;
     if let Some(ft) = &fine_tune {
         let ids = encoder.token_ids(&texts)?;
-        let pb = if progress {
-            let pb = ProgressBar::new(0);
-            pb.set_style(
-                ProgressStyle::with_template(
-                    "fine-tuning [{bar:30}] {pos}/{len} steps, {per_sec}, eta {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            pb
-        } else {
-            ProgressBar::hidden()
-        };
+        // Its length (the steps) is known once fine-tuning starts.
+        let pb = bar(0, "fine-tuning", "steps", progress);
         let started = std::time::Instant::now();
         let done = fine_tune_layers(
             encoder.bert_mut(),
@@ -227,7 +220,7 @@ pub fn eval_transformer(
     progress: bool,
 ) -> anyhow::Result<(Report, f64)> {
     let texts: Vec<&str> = rows.iter().map(|(t, _)| t.as_str()).collect();
-    let pb = bar(texts.len(), "scoring", progress);
+    let pb = bar(texts.len(), "scoring", "texts", progress);
     let started = std::time::Instant::now();
     let probs = model.classify(&texts, &mut |n| pb.set_position(n as u64))?;
     pb.finish_and_clear();
@@ -251,6 +244,7 @@ pub fn eval_ensemble(
     let pb = bar(
         texts.len(),
         "scoring",
+        "texts",
         progress && model.transformer().is_some(),
     );
     let scores = model.score_all(&texts, &mut |n| pb.set_position(n as u64));

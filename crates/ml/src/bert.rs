@@ -133,7 +133,6 @@ pub(crate) struct Layer {
 }
 
 /// A BERT encoder's weights.
-#[derive(Clone)]
 pub struct Bert {
     config: BertConfig,
     eps: f32,
@@ -174,6 +173,12 @@ impl LowRank {
             (true, 1.0),
             true,
         );
+    }
+
+    /// Sets `d`'s weight to `base + P·Q` (`base`: the weight the factors were trained from).
+    pub(crate) fn apply_over(&self, d: &mut Dense, base: &[f32]) {
+        d.weight_t.copy_from_slice(base);
+        self.apply(d);
     }
 
     /// Rounds the factors to half precision, the precision they are stored in

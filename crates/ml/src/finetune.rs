@@ -638,15 +638,21 @@ pub fn fine_tune(
     // layers start from them. An earlier tuning always covers the top layers from
     // `tuned_from` on, so any earlier tuning overlaps these: then the layers are stored whole.
     let fresh = bert.tuned_from() >= bert.layers.len();
-    let mut moments: Vec<Vec<Moments>> = layers
-        .iter_mut()
-        .map(|l| {
-            params_mut(l)
-                .iter()
-                .map(|p| Moments::new(p.len()))
-                .collect()
-        })
-        .collect();
+    // Adam's moments of every layer parameter, for whole-weight tuning only (low-rank tuning
+    // moves the factors, whose moments are kept beside them below).
+    let mut moments: Vec<Vec<Moments>> = if opts.rank.is_some() {
+        Vec::new()
+    } else {
+        layers
+            .iter_mut()
+            .map(|l| {
+                params_mut(l)
+                    .iter()
+                    .map(|p| Moments::new(p.len()))
+                    .collect()
+            })
+            .collect()
+    };
     let mut head_moments = (Moments::new(hp.weights.len()), Moments::new(hp.bias.len()));
     // Low-rank training: the weights at the start, P drawn small, Q zero (so the start is the
     // checkpoint), and their moments.
@@ -670,10 +676,14 @@ pub fn fine_tune(
             })
             .collect()
     });
-    let base_weights: Vec<[Vec<f32>; 4]> = layers
-        .iter_mut()
-        .map(|l| l.dense_mut().map(|d| d.weight_t.clone()))
-        .collect();
+    let base_weights: Vec<[Vec<f32>; 4]> = if opts.rank.is_some() {
+        layers
+            .iter_mut()
+            .map(|l| l.dense_mut().map(|d| d.weight_t.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let steps_per_epoch = fit.len().div_ceil(opts.batch.max(1));
     let total_steps = steps_per_epoch * opts.epochs;
     let mut seed = opts.seed;
@@ -703,26 +713,31 @@ pub fn fine_tune(
             };
             let ti = i32::try_from(t).unwrap_or(i32::MAX);
             let lr = opts.learning_rate * decay;
-            for (li, ((layer, grad), ms)) in layers
-                .iter_mut()
-                .zip(&mut grads)
-                .zip(&mut moments)
-                .enumerate()
-            {
-                // With low-rank updates only the factors move (below); biases and norms stay.
-                if low_rank.is_none() {
-                    for ((p, g), m) in params_mut(layer).into_iter().zip(params_mut(grad)).zip(ms) {
-                        m.step(p, g, lr, ti);
+            match &mut low_rank {
+                None => {
+                    for ((layer, grad), ms) in layers.iter_mut().zip(&mut grads).zip(&mut moments) {
+                        for ((p, g), m) in
+                            params_mut(layer).into_iter().zip(params_mut(grad)).zip(ms)
+                        {
+                            m.step(p, g, lr, ti);
+                        }
                     }
                 }
-                if let Some(lr_layers) = &mut low_rank {
-                    let grad_dense = grad.dense_mut();
-                    for (((d, g), (u, mp, mq)), base) in layer
-                        .dense_mut()
-                        .into_iter()
-                        .zip(grad_dense)
-                        .zip(lr_layers[li].iter_mut())
-                        .zip(&base_weights[li])
+                // Only the factors move; biases and norms stay.
+                Some(lr_layers) => {
+                    for (((d, g), (u, mp, mq)), base) in layers
+                        .iter_mut()
+                        .zip(&mut grads)
+                        .zip(lr_layers.iter_mut())
+                        .zip(&base_weights)
+                        .flat_map(|(((layer, grad), lr_layer), base)| {
+                            layer
+                                .dense_mut()
+                                .into_iter()
+                                .zip(grad.dense_mut())
+                                .zip(lr_layer.iter_mut())
+                                .zip(base)
+                        })
                     {
                         let (i, o, r) = (d.inputs, d.outputs, u.rank);
                         // dP = dW·Qᵀ, dQ = Pᵀ·dW
@@ -746,8 +761,7 @@ pub fn fine_tune(
                         );
                         mp.step(&mut u.p, &dp, lr, ti);
                         mq.step(&mut u.q, &dq, lr, ti);
-                        d.weight_t.copy_from_slice(base);
-                        u.apply(d);
+                        u.apply_over(d, base);
                     }
                 }
             }
@@ -784,8 +798,7 @@ pub fn fine_tune(
         for ((layer, ups), base) in best_layers.iter_mut().zip(updates).zip(&base_weights) {
             for ((d, u), b) in layer.dense_mut().into_iter().zip(ups).zip(base) {
                 u.round_to_half().map_err(|e| e.to_string())?;
-                d.weight_t.copy_from_slice(b);
-                u.apply(d);
+                u.apply_over(d, b);
             }
         }
     }

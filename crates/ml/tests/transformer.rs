@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use atalaya_ml::eval::{LabelMap, Report, read_labelled};
-use atalaya_ml::head::{TrainOptions, train_head};
+use atalaya_ml::head::{LinearHead, TrainOptions, train_head};
 use atalaya_ml::sentiment::Polarity;
 use atalaya_ml::transformer::{
     Encoder, HEAD_FILE, HeadFile, TransformerModel, default_model, write_model_dir,
@@ -413,8 +413,21 @@ fn fine_tune_toy(rank: Option<usize>) {
             .mode();
         assert_eq!(mode & 0o777, 0o644, "readable by whoever runs the agent");
     }
-    let stored = std::fs::read(out.path().join(LAYERS_FILE)).unwrap();
-    let header = String::from_utf8_lossy(&stored[..stored.len().min(4096)]).into_owned();
+    // The stored layers file's header (its tensors' names and types).
+    let header_of = |dir: &std::path::Path| {
+        let stored = std::fs::read(dir.join(LAYERS_FILE)).unwrap();
+        String::from_utf8_lossy(&stored[..stored.len().min(4096)]).into_owned()
+    };
+    // The directory loads back to the model in memory.
+    let assert_loads_back = |dir: &std::path::Path, enc: &Encoder, head: &LinearHead| {
+        let loaded = TransformerModel::load(dir).unwrap();
+        let tuned = enc.embed(&refs, 8, &mut |_| {}).unwrap();
+        let probs = loaded.classify(&refs, &mut |_| {}).unwrap();
+        for (p, e) in probs.iter().zip(&tuned) {
+            assert!((p.positive - head.predict(e).positive).abs() < 1e-5);
+        }
+    };
+    let header = header_of(out.path());
     assert_eq!(
         header.contains("low_rank.qkv.p"),
         rank.is_some(),
@@ -431,12 +444,7 @@ fn fine_tune_toy(rank: Option<usize>) {
         std::fs::read(base.path().join("model.safetensors")).unwrap(),
         base_bytes
     );
-    let loaded = TransformerModel::load(out.path()).unwrap();
-    let tuned = enc.embed(&refs, 8, &mut |_| {}).unwrap();
-    let probs = loaded.classify(&refs, &mut |_| {}).unwrap();
-    for (p, e) in probs.iter().zip(&tuned) {
-        assert!((p.positive - head.predict(e).positive).abs() < 1e-5);
-    }
+    assert_loads_back(out.path(), &enc, &head);
     // A second fine-tuned directory made from the first replaces its layers file rather than
     // writing through the link.
     let again = tempfile::tempdir().unwrap();
@@ -486,16 +494,10 @@ fn fine_tune_toy(rank: Option<usize>) {
         };
         write_model_dir(out.path(), out2.path(), &head_file2).unwrap();
         write_tuned_layers(enc2.bert(), out2.path()).unwrap();
-        let stored2 = std::fs::read(out2.path().join(LAYERS_FILE)).unwrap();
-        let header2 = String::from_utf8_lossy(&stored2[..stored2.len().min(4096)]).into_owned();
+        let header2 = header_of(out2.path());
         assert!(header2.contains("attention.self.query.weight"), "{header2}");
         assert!(!header2.contains("low_rank"), "{header2}");
-        let loaded2 = TransformerModel::load(out2.path()).unwrap();
-        let tuned2 = enc2.embed(&refs, 8, &mut |_| {}).unwrap();
-        let probs2 = loaded2.classify(&refs, &mut |_| {}).unwrap();
-        for (p, e) in probs2.iter().zip(&tuned2) {
-            assert!((p.positive - head2.predict(e).positive).abs() < 1e-5);
-        }
+        assert_loads_back(out2.path(), &enc2, &head2);
     }
     // Tuned layers without their head: the shipped head does not belong to them.
     std::fs::remove_file(out.path().join(HEAD_FILE)).unwrap();
