@@ -226,12 +226,8 @@ where
     let (trades, equity, audit) = trader.into_parts();
     let mut m = metrics(&equity, |p| p.equity, cash, Some(&trades), tf);
     m.exposure = equity.iter().filter(|p| p.exposure > 0.0).count() as f64 / equity.len() as f64;
-    let bh_points: Vec<(UnixNanos, f64)> = equity
-        .iter()
-        .zip(&benchmark)
-        .map(|(p, b)| (p.ts, *b))
-        .collect();
-    let bh = metrics(&bh_points, |p| p.1, cash, None, tf);
+    let span = equity.first().zip(equity.last()).map(|(a, b)| (a.ts, b.ts));
+    let bh = metrics::curve_metrics(benchmark.iter().copied(), span, cash, None, tf);
     Ok(Backtest {
         timeframe: tf,
         instruments: instruments.to_vec(),

@@ -78,55 +78,98 @@ pub fn metrics<P: Timed>(
     trades: Option<&[ClosedTrade]>,
     tf: Timeframe,
 ) -> Metrics {
-    let final_equity = points.last().map_or(initial, &value);
+    let span = match (points.first(), points.last()) {
+        (Some(a), Some(b)) => Some((a.ts(), b.ts())),
+        _ => None,
+    };
+    curve_metrics(points.iter().map(value), span, initial, trades, tf)
+}
+
+/// The figures of one pass over a curve's values.
+struct Pass {
+    n: usize,
+    last: f64,
+    /// Sums of the bar returns less the first one, and of their squares (the shift keeps the
+    /// variance exact for a curve of equal returns, and accurate whatever the returns' level).
+    shift: f64,
+    sum: f64,
+    sum_sq: f64,
+    /// Sum of the squared negative returns.
+    down_sq: f64,
+    max_drawdown: f64,
+}
+
+/// One pass over the values: bar returns' moments and the maximum drawdown. The drawdown
+/// from a peak is largest at the lowest value before the next peak, so it is divided out
+/// once per new peak, not once per bar.
+fn pass(values: impl Iterator<Item = f64>, initial: f64) -> Pass {
+    let mut p = Pass {
+        n: 0,
+        last: initial,
+        shift: f64::NAN,
+        sum: 0.0,
+        sum_sq: 0.0,
+        down_sq: 0.0,
+        max_drawdown: 0.0,
+    };
+    let (mut peak, mut low) = (initial, initial);
+    let deepest = |peak: f64, low: f64| if peak > 0.0 { 1.0 - low / peak } else { 0.0 };
+    for v in values {
+        let r = if p.last > 0.0 { v / p.last - 1.0 } else { 0.0 };
+        if p.n == 0 {
+            p.shift = r;
+        }
+        p.n += 1;
+        p.last = v;
+        let d = r - p.shift;
+        p.sum += d;
+        p.sum_sq += d * d;
+        let neg = r.min(0.0);
+        p.down_sq += neg * neg;
+        if v > peak {
+            p.max_drawdown = p.max_drawdown.max(deepest(peak, low));
+            (peak, low) = (v, v);
+        } else {
+            low = low.min(v);
+        }
+    }
+    p.max_drawdown = p.max_drawdown.max(deepest(peak, low));
+    p
+}
+
+/// [`metrics`] of a curve given as its values, with the times of its first and last point
+/// (`None` for an empty curve).
+pub(crate) fn curve_metrics(
+    values: impl Iterator<Item = f64>,
+    span: Option<(UnixNanos, UnixNanos)>,
+    initial: f64,
+    trades: Option<&[ClosedTrade]>,
+    tf: Timeframe,
+) -> Metrics {
+    let p = pass(values, initial);
+    let final_equity = p.last;
     let total_return = if initial > 0.0 {
         final_equity / initial - 1.0
     } else {
         0.0
     };
-    let (t0, t1): (UnixNanos, UnixNanos) = match (points.first(), points.last()) {
-        // The first point is a bar close: the span starts one bar earlier.
-        (Some(a), Some(b)) => (a.ts() - tf.nanos(), b.ts()),
-        _ => (0, 0),
-    };
+    // The first point is a bar close: the span starts one bar earlier.
+    let (t0, t1) = span.map_or((0, 0), |(a, b)| (a - tf.nanos(), b));
     let years = (t1 - t0) as f64 / YEAR_NS;
     let cagr = if years > 0.0 && final_equity > 0.0 && initial > 0.0 {
         (final_equity / initial).powf(1.0 / years) - 1.0
     } else {
         -1.0_f64.max(total_return)
     };
-    // Bar returns, streamed twice (mean, then deviations) without allocating.
-    let value = &value;
-    let returns = || {
-        let mut prev = initial;
-        points.iter().map(move |p| {
-            let v = value(p);
-            let r = if prev > 0.0 { v / prev - 1.0 } else { 0.0 };
-            prev = v;
-            r
-        })
-    };
-    let n = points.len().max(1) as f64;
-    let mean = returns().sum::<f64>() / n;
-    let (mut ss, mut down) = (0.0, 0.0);
-    for r in returns() {
-        ss += (r - mean) * (r - mean);
-        down += r.min(0.0) * r.min(0.0);
-    }
+    let n = p.n.max(1) as f64;
+    let mean = if p.n == 0 { 0.0 } else { p.shift + p.sum / n };
+    let ss = (p.sum_sq - p.sum * p.sum / n).max(0.0);
     let var = ss / (n - 1.0).max(1.0);
-    let down = (down / n).sqrt();
+    let down = (p.down_sq / n).sqrt();
     let per_year = YEAR_NS / tf.nanos() as f64;
     let sharpe = finite(mean / var.sqrt() * per_year.sqrt());
     let sortino = finite(mean / down * per_year.sqrt());
-    let mut peak = initial;
-    let mut max_drawdown: f64 = 0.0;
-    for p in points {
-        let v = value(p);
-        peak = peak.max(v);
-        if peak > 0.0 {
-            max_drawdown = max_drawdown.max(1.0 - v / peak);
-        }
-    }
+    let max_drawdown = p.max_drawdown;
     let calmar = if max_drawdown > 0.0 {
         cagr / max_drawdown
     } else {
@@ -148,13 +191,13 @@ pub fn metrics<P: Timed>(
             )
         }
         Some(_) => (0, None, None, None, None),
-        None => (points.len().min(1), None, None, None, None),
+        None => (p.n.min(1), None, None, None, None),
     };
     let fmt = |t: UnixNanos| format_utc(t);
     Metrics {
         start: fmt(t0),
         end: fmt(t1),
-        bars: points.len(),
+        bars: p.n,
         initial_equity: initial,
         final_equity,
         total_return,
@@ -199,5 +242,47 @@ mod tests {
         assert_eq!(m.start, "1970-01-01T00:00:00Z");
         assert_eq!(m.end, "1970-01-01T03:00:00Z");
         assert_eq!(drawdowns([1.0, 2.0, 1.5, 3.0]), vec![0.0, 0.0, 0.25, 0.0]);
+    }
+
+    #[test]
+    fn one_pass_agrees_with_the_textbook_two_pass_figures() {
+        // A long curve with several peaks, the deepest fall after the second.
+        let mut v = 100.0;
+        let mut state = 7u64;
+        let pts: Vec<(UnixNanos, f64)> = (1..=5_000)
+            .map(|i| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                let r = ((state >> 11) as f64 / (1u64 << 53) as f64 - 0.495) * 0.02;
+                v *= 1.0 + r;
+                (i * H, v)
+            })
+            .collect();
+        let m = metrics(&pts, |p| p.1, 100.0, None, Timeframe::H1);
+        let mut prev = 100.0;
+        let rs: Vec<f64> = pts
+            .iter()
+            .map(|p| {
+                let r = p.1 / prev - 1.0;
+                prev = p.1;
+                r
+            })
+            .collect();
+        let n = rs.len() as f64;
+        let mean = rs.iter().sum::<f64>() / n;
+        let sd = (rs.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let down = (rs.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>() / n).sqrt();
+        let k = (365.0 * 24.0f64).sqrt();
+        assert!((m.sharpe / (mean / sd * k) - 1.0).abs() < 1e-9);
+        assert!((m.sortino / (mean / down * k) - 1.0).abs() < 1e-9);
+        let dd = drawdowns(std::iter::once(100.0).chain(pts.iter().map(|p| p.1)));
+        let want = dd.iter().copied().fold(0.0, f64::max);
+        assert!(want > 0.05, "the curve falls somewhere: {want}");
+        assert!((m.max_drawdown - want).abs() < 1e-12);
+        // A flat curve: no variance and no fall, so no Sharpe, Sortino or drawdown.
+        let flat: Vec<(UnixNanos, f64)> = (1..=100).map(|i| (i * H, 100.0)).collect();
+        let m = metrics(&flat, |p| p.1, 100.0, None, Timeframe::H1);
+        assert_eq!((m.sharpe, m.sortino, m.max_drawdown), (0.0, 0.0, 0.0));
     }
 }
