@@ -16,9 +16,9 @@ use std::borrow::Borrow;
 
 use atalaya_engine::{
     AuditEntry, ClosedTrade, EngineConfig, EngineError, EquityPoint, PaperTrader, Pipeline,
-    PipelineStats, PortfolioConfig, RiskConfig,
+    PipelineStats, PortfolioConfig, RiskConfig, Sink,
 };
-use atalaya_model::{Envelope, Event, InstrumentId, Timeframe, UnixNanos};
+use atalaya_model::{Candle, Envelope, Event, InstrumentId, Symbol, Timeframe, UnixNanos};
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
@@ -156,6 +156,53 @@ impl Hold {
     }
 }
 
+/// The pipeline's outputs go straight to the paper trader and the buy-and-hold benchmark.
+struct Feed {
+    trader: PaperTrader,
+    hold: Hold,
+    benchmark: Vec<f64>,
+    tf: Timeframe,
+    trade_from: Option<UnixNanos>,
+    last_ts: UnixNanos,
+}
+
+impl Feed {
+    #[inline]
+    fn on_bar(&mut self, c: &Candle) {
+        self.trader.on_candle(c);
+        if c.timeframe() == self.tf {
+            self.last_ts = self.last_ts.max(c.close_time());
+            self.hold.on_close(c.instrument(), c.close());
+            let v = self.hold.value();
+            if self.benchmark.len() < self.trader.equity().len() {
+                self.benchmark.push(v);
+            } else if let Some(last) = self.benchmark.last_mut() {
+                *last = v;
+            }
+        }
+    }
+}
+
+impl Sink for Feed {
+    #[inline]
+    fn emit(&mut self, out: Envelope<Event>) {
+        if self.trade_from.is_some_and(|t| out.ts_event <= t) {
+            return;
+        }
+        match &out.payload {
+            Event::Candle(c) => self.on_bar(c),
+            _ => self.trader.on_event(&out),
+        }
+    }
+
+    #[inline]
+    fn bar(&mut self, _seq: u64, _ts_received: UnixNanos, _source: Symbol, candle: &Candle) {
+        if self.trade_from.is_none_or(|t| candle.close_time() > t) {
+            self.on_bar(candle);
+        }
+    }
+}
+
 /// Runs `input` (time-ordered market envelopes of `instruments`) through the pipeline and
 /// the paper trader; `progress` is called with the number of envelopes done every 65,536.
 pub fn run<I>(
@@ -181,7 +228,7 @@ where
     );
     let cash = settings.portfolio.initial_cash.to_f64().unwrap_or(0.0);
     let n = instruments.len().max(1) as f64;
-    let mut hold = Hold {
+    let hold = Hold {
         fee: settings.portfolio.fee_rate.to_f64().unwrap_or(0.0),
         idle: cash,
         per: cash / n,
@@ -190,31 +237,27 @@ where
     let input = input.into_iter();
     let hint = input.size_hint().0;
     trader.reserve(hint);
-    let mut benchmark: Vec<f64> = Vec::with_capacity(hint);
-    let mut last_ts: UnixNanos = UnixNanos::MIN;
+    let mut feed = Feed {
+        trader,
+        hold,
+        benchmark: Vec::with_capacity(hint),
+        tf,
+        trade_from: settings.trade_from,
+        last_ts: UnixNanos::MIN,
+    };
     for (k, env) in input.enumerate() {
-        for out in pipeline.process(env.borrow()) {
-            if settings.trade_from.is_some_and(|t| out.ts_event <= t) {
-                continue;
-            }
-            trader.on_event(out);
-            if let Event::Candle(c) = &out.payload
-                && c.timeframe() == tf
-            {
-                last_ts = last_ts.max(c.close_time());
-                hold.on_close(c.instrument(), c.close());
-                let v = hold.value();
-                if benchmark.len() < trader.equity().len() {
-                    benchmark.push(v);
-                } else if let Some(last) = benchmark.last_mut() {
-                    *last = v;
-                }
-            }
-        }
+        pipeline.process_into(env.borrow(), &mut feed);
         if k & 0xFFFF == 0xFFFF {
             progress(k as u64 + 1);
         }
     }
+    let Feed {
+        mut trader,
+        hold,
+        mut benchmark,
+        last_ts,
+        ..
+    } = feed;
     if trader.equity().is_empty() {
         return Err(BacktestError::NoBars(tf));
     }

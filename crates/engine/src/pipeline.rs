@@ -145,6 +145,7 @@ impl Series {
     }
 
     /// Updates the indicator set and the bar fields of `values`.
+    #[inline]
     fn update_values(&mut self, c: &Candle, bar: &atalaya_ta::Bar) {
         self.values[..5].copy_from_slice(&[c.open(), c.high(), c.low(), c.close(), c.volume()]);
         self.values[5..FIRST_INDICATOR].fill(f64::NAN);
@@ -199,6 +200,33 @@ fn anomaly_slot(kind: AnomalyKind) -> usize {
         AnomalyKind::Multivariate => 4,
     };
     BAR_FIELDS.len() + DECISION_FIELDS.len() + i
+}
+
+/// Where a pipeline's outputs go, one envelope at a time, in order.
+pub trait Sink {
+    /// Takes one output.
+    fn emit(&mut self, env: Envelope<Event>);
+
+    /// Takes one closed bar, the output with sequence number `seq` from `source`, whose event
+    /// time is the bar's close. By default it is emitted as an envelope like every other
+    /// output; a sink that only reads the bar can take it without one.
+    #[inline]
+    fn bar(&mut self, seq: u64, ts_received: UnixNanos, source: Symbol, candle: &Candle) {
+        self.emit(Envelope::new(
+            seq,
+            candle.close_time(),
+            ts_received,
+            source,
+            Event::Candle(*candle),
+        ));
+    }
+}
+
+impl Sink for Vec<Envelope<Event>> {
+    #[inline]
+    fn emit(&mut self, env: Envelope<Event>) {
+        self.push(env);
+    }
 }
 
 /// The deterministic core: aggregates trades and candles into bars on the configured
@@ -413,19 +441,29 @@ impl Pipeline {
     /// from source `engine` whose `ts_event` is the bar's close time. The slice is valid
     /// until the next call.
     pub fn process(&mut self, env: &Envelope<Event>) -> &[Envelope<Event>] {
-        self.out.clear();
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        self.process_into(env, &mut out);
+        self.out = out;
+        &self.out
+    }
+
+    /// Processes one envelope like [`process`](Self::process), handing each output to `sink`
+    /// as it is made instead of collecting them: a backtest feeds its paper trader this way,
+    /// with no buffer between the two.
+    pub fn process_into<S: Sink>(&mut self, env: &Envelope<Event>, sink: &mut S) {
         self.stats.events += 1;
         let ts_received = env.ts_received;
         match &env.payload {
             Event::Trade(t) => {
-                self.advance(env.ts_event, ts_received);
+                self.advance(sink, env.ts_event, ts_received);
                 self.on_trade(t.instrument(), env.ts_event, t.price(), t.quantity());
             }
             Event::Candle(c) => {
                 self.stats.candles_in += 1;
-                self.on_candle(c, ts_received);
+                self.on_candle(sink, c, ts_received);
             }
-            Event::Heartbeat => self.advance(env.ts_event, ts_received),
+            Event::Heartbeat => self.advance(sink, env.ts_event, ts_received),
             // Market statistics feed the fundamental factor of the asset's instruments.
             Event::MarketStats(m) => {
                 self.market_stats.insert(m.asset(), (*m, env.ts_event));
@@ -451,7 +489,7 @@ impl Pipeline {
                         &title,
                     );
                     if let Some(b) = buzz {
-                        self.emit_buzz(&b, ts_received);
+                        self.emit_buzz(sink, &b, ts_received);
                     }
                 }
             }
@@ -472,19 +510,23 @@ impl Pipeline {
                         n.title(),
                     );
                     if let Some(b) = buzz {
-                        self.emit_buzz(&b, ts_received);
+                        self.emit_buzz(sink, &b, ts_received);
                     }
                 }
             }
             // Text, on-chain and derived events are consumed by later analysers.
             _ => {}
         }
-        &self.out
     }
 
     /// A `sentiment.buzz` signal for every instrument of the asset (on the first timeframe
     /// the decision runs on), leaning with the index.
-    fn emit_buzz(&mut self, b: &atalaya_ml::index::BuzzAnomaly, ts_received: UnixNanos) {
+    fn emit_buzz<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        b: &atalaya_ml::index::BuzzAnomaly,
+        ts_received: UnixNanos,
+    ) {
         let Some(k) = self.decide_on.iter().position(|d| *d) else {
             return;
         };
@@ -503,15 +545,17 @@ impl Pipeline {
         for id in ids {
             if let Ok(sig) = Signal::new(id, tf, "sentiment.buzz", b.value, reason.clone()) {
                 self.stats.anomalies += 1;
-                self.emit(b.ts, ts_received, Event::Signal(Box::new(sig)));
+                self.emit(sink, b.ts, ts_received, Event::Signal(Box::new(sig)));
             }
         }
     }
 
     /// Closes every bar that ends at or before `ts`, in (time, instrument, timeframe) order.
     pub fn flush_until(&mut self, ts: UnixNanos) -> &[Envelope<Event>] {
-        self.out.clear();
-        self.advance(ts, ts);
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        self.advance(&mut out, ts, ts);
+        self.out = out;
         &self.out
     }
 
@@ -541,7 +585,7 @@ impl Pipeline {
     }
 
     /// Closes bars whose end is at or before `ts`.
-    fn advance(&mut self, ts: UnixNanos, ts_received: UnixNanos) {
+    fn advance<S: Sink>(&mut self, sink: &mut S, ts: UnixNanos, ts_received: UnixNanos) {
         if ts > self.now {
             self.now = ts;
         }
@@ -551,7 +595,7 @@ impl Pipeline {
             if let Some(b) = self.series[s].building
                 && b.open_time + tf.nanos() <= ts
             {
-                self.close_bar(s / n_tf, s % n_tf, ts_received);
+                self.close_bar(sink, s / n_tf, s % n_tf, ts_received);
             }
         }
     }
@@ -601,7 +645,7 @@ impl Pipeline {
         }
     }
 
-    fn on_candle(&mut self, c: &Candle, ts_received: UnixNanos) {
+    fn on_candle<S: Sink>(&mut self, sink: &mut S, c: &Candle, ts_received: UnixNanos) {
         let inst = self.intern(c.instrument());
         let n_tf = self.timeframes.len();
         let tf_in = c.timeframe();
@@ -612,7 +656,7 @@ impl Pipeline {
                 .building
                 .map(|b| b.open_time + self.timeframes[k].nanos());
             if end.is_some_and(|end| end <= c.open_time()) {
-                self.close_bar(inst, k, ts_received);
+                self.close_bar(sink, inst, k, ts_received);
             }
         }
         let mut used = false;
@@ -638,7 +682,7 @@ impl Pipeline {
             if tf == tf_in {
                 // The input is the bar: it was validated on the way in, pass it through.
                 self.series[s].building = None;
-                self.finish_bar(inst, k, *c, ts_received);
+                self.finish_bar(sink, inst, k, *c, ts_received);
                 continue;
             }
             // Inside the bar in progress its open time is known; only a new bar needs the
@@ -655,7 +699,7 @@ impl Pipeline {
                 && b.open_time != open_time
             {
                 // The bar in progress is over: the input skipped ahead (a gap).
-                self.close_bar(inst, k, ts_received);
+                self.close_bar(sink, inst, k, ts_received);
             }
             let series = &mut self.series[s];
             match &mut series.building {
@@ -676,7 +720,7 @@ impl Pipeline {
                 }
             }
             if c.close_time() == open_time + tf.nanos() {
-                self.close_bar(inst, k, ts_received);
+                self.close_bar(sink, inst, k, ts_received);
             }
         }
         if !used {
@@ -687,8 +731,15 @@ impl Pipeline {
         }
     }
 
-    fn emit(&mut self, ts_event: UnixNanos, ts_received: UnixNanos, payload: Event) {
-        self.out.push(Envelope::new(
+    #[inline]
+    fn emit<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        ts_event: UnixNanos,
+        ts_received: UnixNanos,
+        payload: Event,
+    ) {
+        sink.emit(Envelope::new(
             self.out_seq,
             ts_event,
             ts_received,
@@ -698,7 +749,7 @@ impl Pipeline {
         self.out_seq += 1;
     }
 
-    fn close_bar(&mut self, inst: usize, k: usize, ts_received: UnixNanos) {
+    fn close_bar<S: Sink>(&mut self, sink: &mut S, inst: usize, k: usize, ts_received: UnixNanos) {
         let n_tf = self.timeframes.len();
         let s = inst * n_tf + k;
         let Some(b) = self.series[s].building.take() else {
@@ -712,18 +763,26 @@ impl Pipeline {
             self.stats.late += 1;
             return;
         };
-        self.finish_bar(inst, k, candle, ts_received);
+        self.finish_bar(sink, inst, k, candle, ts_received);
     }
 
     /// Emits a closed bar and runs the analysis of its series on it.
-    fn finish_bar(&mut self, inst: usize, k: usize, candle: Candle, ts_received: UnixNanos) {
+    fn finish_bar<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        inst: usize,
+        k: usize,
+        candle: Candle,
+        ts_received: UnixNanos,
+    ) {
         let s = inst * self.timeframes.len() + k;
         let tf = self.timeframes[k];
         let id = self.instruments[inst];
         let close_time = candle.close_time();
         self.series[s].closed_until = close_time;
         self.stats.candles_out += 1;
-        self.emit(close_time, ts_received, Event::Candle(candle));
+        sink.bar(self.out_seq, ts_received, self.source, &candle);
+        self.out_seq += 1;
         let bar = atalaya_ta::Bar::new(
             candle.open(),
             candle.high(),
@@ -746,7 +805,7 @@ impl Pipeline {
                 let name = format!("anomaly.{}", a.kind.as_str());
                 if let Ok(sig) = Signal::new(id, tf, name, a.direction, a.explanation.clone()) {
                     self.stats.anomalies += 1;
-                    self.emit(close_time, ts_received, Event::Signal(Box::new(sig)));
+                    self.emit(sink, close_time, ts_received, Event::Signal(Box::new(sig)));
                 }
             }
             self.anomalies = found;
@@ -761,14 +820,16 @@ impl Pipeline {
             return;
         }
         if let Some(snapshot) = snapshot {
-            self.decide(s, &snapshot, id, tf, close_time, ts_received);
+            self.decide(sink, s, &snapshot, id, tf, close_time, ts_received);
         }
-        self.apply_rules(s, id, tf, close_time, ts_received);
+        self.apply_rules(sink, s, id, tf, close_time, ts_received);
     }
 
     /// Scores a bar whose indicators are ready; emits an opportunity when it is one.
-    fn decide(
+    #[allow(clippy::too_many_arguments)]
+    fn decide<S: Sink>(
         &mut self,
+        sink: &mut S,
         s: usize,
         snapshot: &Snapshot,
         id: InstrumentId,
@@ -820,13 +881,19 @@ impl Pipeline {
         };
         if let Ok(opp) = Opportunity::new(raw) {
             self.stats.opportunities += 1;
-            self.emit(close_time, ts_received, Event::Opportunity(Box::new(opp)));
+            self.emit(
+                sink,
+                close_time,
+                ts_received,
+                Event::Opportunity(Box::new(opp)),
+            );
         }
     }
 
     /// Evaluates every rule on the series' latest values; each hit is a `rule.<name>` signal.
-    fn apply_rules(
+    fn apply_rules<S: Sink>(
         &mut self,
+        sink: &mut S,
         s: usize,
         id: InstrumentId,
         tf: Timeframe,
@@ -846,7 +913,7 @@ impl Pipeline {
             let direction = rule.action().direction();
             if let Ok(sig) = Signal::new(id, tf, name, direction, reason) {
                 self.stats.rule_hits += 1;
-                self.emit(close_time, ts_received, Event::Signal(Box::new(sig)));
+                self.emit(sink, close_time, ts_received, Event::Signal(Box::new(sig)));
             }
         }
     }

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use atalaya_model::{Envelope, Event, InstrumentId, Timeframe, UnixNanos};
+use atalaya_model::{Candle, Envelope, Event, InstrumentId, Timeframe, UnixNanos};
 use atalaya_ta::Indicator;
 use atalaya_ta::volatility::Atr;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
@@ -355,10 +355,7 @@ impl PaperTrader {
     /// Consumes one pipeline output.
     pub fn on_event(&mut self, env: &Envelope<Event>) {
         match &env.payload {
-            Event::Candle(c) if c.timeframe() == self.timeframe => {
-                let i = self.index(c.instrument());
-                self.on_bar(i, c.close_time(), [c.open(), c.high(), c.low(), c.close()]);
-            }
+            Event::Candle(c) => self.on_candle(c),
             Event::Signal(s)
                 if self.rules
                     && s.timeframe() == self.timeframe
@@ -393,6 +390,17 @@ impl PaperTrader {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Takes one closed bar (bars of other timeframes than the traded one are ignored):
+    /// fills the pending order at its open, checks stops and targets within it, marks the
+    /// positions to its close. The same as [`on_event`](Self::on_event) with the bar.
+    #[inline]
+    pub fn on_candle(&mut self, c: &Candle) {
+        if c.timeframe() == self.timeframe {
+            let i = self.index(c.instrument());
+            self.on_bar(i, c.close_time(), [c.open(), c.high(), c.low(), c.close()]);
         }
     }
 

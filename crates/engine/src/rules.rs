@@ -677,6 +677,7 @@ impl Rule {
 
     /// Evaluates on one bar's `values`; `state` (of [`state_len`](Self::state_len), initially
     /// NaN) carries the previous bar's values and is updated.
+    #[inline]
     pub fn eval(&self, values: &[f64], state: &mut [f64]) -> bool {
         if let [
             Instr::Cross {
