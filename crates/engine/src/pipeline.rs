@@ -559,12 +559,20 @@ impl Pipeline {
         &self.out
     }
 
+    #[inline]
     fn intern(&mut self, id: InstrumentId) -> usize {
         if let Some((last, idx)) = self.last_hit
             && last == id
         {
             return idx as usize;
         }
+        self.intern_slow(id)
+    }
+
+    /// [`intern`](Self::intern) of an instrument other than the last one.
+    #[cold]
+    #[inline(never)]
+    fn intern_slow(&mut self, id: InstrumentId) -> usize {
         let n_tf = self.timeframes.len();
         let idx = match self.index.get(&id) {
             Some(&i) => i,

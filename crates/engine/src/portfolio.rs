@@ -318,10 +318,18 @@ impl PaperTrader {
             .collect()
     }
 
+    #[inline]
     fn index(&mut self, id: InstrumentId) -> usize {
         if self.insts.get(self.last).is_some_and(|i| i.id == id) {
             return self.last;
         }
+        self.index_slow(id)
+    }
+
+    /// [`index`](Self::index) of an instrument other than the last one.
+    #[cold]
+    #[inline(never)]
+    fn index_slow(&mut self, id: InstrumentId) -> usize {
         let i = match self.insts.iter().position(|i| i.id == id) {
             Some(i) => i,
             None => {

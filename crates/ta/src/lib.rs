@@ -174,16 +174,30 @@ impl Ring {
     /// Pushes `x`, returning the value it displaced once full.
     #[inline]
     pub(crate) fn push(&mut self, x: f64) -> Option<f64> {
-        let old = (self.len == self.buf.len()).then(|| self.buf[self.head]);
-        self.buf[self.head] = x;
+        let cap = self.buf.len();
+        let full = self.len == cap;
+        // One bounds check for the read and the write; a caller that ignores the displaced
+        // value pays for neither.
+        let old = std::mem::replace(&mut self.buf[self.head], x);
         self.head += 1;
-        if self.head == self.buf.len() {
+        if self.head == cap {
             self.head = 0;
         }
-        if self.len < self.buf.len() {
+        if !full {
             self.len += 1;
         }
-        old
+        full.then_some(old)
+    }
+
+    /// The oldest value held (the next one a push displaces once full).
+    #[inline]
+    pub(crate) fn oldest(&self) -> f64 {
+        let i = if self.len == self.buf.len() {
+            self.head
+        } else {
+            0
+        };
+        self.buf[i]
     }
 
     /// The value pushed `back` updates ago (0 = the newest).

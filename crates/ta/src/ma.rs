@@ -35,7 +35,7 @@ impl Indicator for Sma {
             return None;
         }
         let out = self.sum / self.period as f64;
-        self.sum -= self.ring.get(self.period - 1);
+        self.sum -= self.ring.oldest();
         Some(out)
     }
 
