@@ -20,8 +20,8 @@ use std::time::Instant;
 use atalaya_backtest::strategies::sma_crossover;
 use atalaya_backtest::{Settings, metrics, run};
 use atalaya_engine::{PaperTrader, Pipeline};
-use atalaya_model::{Envelope, Event, InstrumentId, Symbol, Timeframe};
-use atalaya_sources::replay::{LoadOptions, load};
+use atalaya_model::{Envelope, Event, InstrumentId, Timeframe};
+use atalaya_sources::replay::{LoadOptions, load, merge};
 use rust_decimal::prelude::ToPrimitive;
 
 fn time<R>(name: &str, reps: usize, mut f: impl FnMut() -> R) {
@@ -43,27 +43,17 @@ fn time<R>(name: &str, reps: usize, mut f: impl FnMut() -> R) {
 
 fn main() {
     let id: InstrumentId = "binance:BTC/USDT".parse().expect("id");
-    let src = Symbol::new("bench").expect("symbol");
     let path = std::env::var_os("ATALAYA_BENCH_CSV").expect("set ATALAYA_BENCH_CSV");
     let opts = LoadOptions {
         instrument: Some(id),
         timeframe: Some(Timeframe::M1),
         venue: None,
     };
-    let envs: Vec<Envelope<Event>> = load(Path::new(&path), &opts)
-        .expect("load the CSV")
-        .candles
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            Envelope::new(
-                i as u64,
-                c.close_time(),
-                c.close_time(),
-                src,
-                Event::Candle(c),
-            )
-        })
+    let series = [load(Path::new(&path), &opts).expect("load the CSV")];
+    // As `atalaya backtest` feeds them.
+    let envs: Vec<Envelope<Event>> = merge(&series, None, None)
+        .expect("merge")
+        .envelopes()
         .collect();
     let only = std::env::args().nth(1).unwrap_or_default();
     let on = |n: &str| only.is_empty() || only.split(',').any(|o| o == n);
