@@ -167,6 +167,12 @@ struct Feed {
 }
 
 impl Feed {
+    /// Whether outputs at `ts` are traded (not warm-up before `trade_from`).
+    #[inline]
+    fn trades_at(&self, ts: UnixNanos) -> bool {
+        self.trade_from.is_none_or(|t| ts > t)
+    }
+
     #[inline]
     fn on_bar(&mut self, c: &Candle) {
         self.trader.on_candle(c);
@@ -186,7 +192,7 @@ impl Feed {
 impl Sink for Feed {
     #[inline]
     fn emit(&mut self, out: Envelope<Event>) {
-        if self.trade_from.is_some_and(|t| out.ts_event <= t) {
+        if !self.trades_at(out.ts_event) {
             return;
         }
         match &out.payload {
@@ -197,7 +203,7 @@ impl Sink for Feed {
 
     #[inline]
     fn bar(&mut self, _seq: u64, _ts_received: UnixNanos, _source: Symbol, candle: &Candle) {
-        if self.trade_from.is_none_or(|t| candle.close_time() > t) {
+        if self.trades_at(candle.close_time()) {
             self.on_bar(candle);
         }
     }

@@ -441,9 +441,17 @@ impl Pipeline {
     /// from source `engine` whose `ts_event` is the bar's close time. The slice is valid
     /// until the next call.
     pub fn process(&mut self, env: &Envelope<Event>) -> &[Envelope<Event>] {
+        self.collect(|p, out| p.process_into(env, out))
+    }
+
+    /// Runs `f` with the reused output buffer, emptied, as its sink; returns what it holds.
+    fn collect(
+        &mut self,
+        f: impl FnOnce(&mut Self, &mut Vec<Envelope<Event>>),
+    ) -> &[Envelope<Event>] {
         let mut out = std::mem::take(&mut self.out);
         out.clear();
-        self.process_into(env, &mut out);
+        f(self, &mut out);
         self.out = out;
         &self.out
     }
@@ -552,11 +560,7 @@ impl Pipeline {
 
     /// Closes every bar that ends at or before `ts`, in (time, instrument, timeframe) order.
     pub fn flush_until(&mut self, ts: UnixNanos) -> &[Envelope<Event>] {
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        self.advance(&mut out, ts, ts);
-        self.out = out;
-        &self.out
+        self.collect(|p, out| p.advance(out, ts, ts))
     }
 
     #[inline]
