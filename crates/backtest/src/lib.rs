@@ -209,6 +209,9 @@ impl Sink for Feed {
     }
 }
 
+/// How many venue bars the backtest gathers before handing them to the pipeline.
+const BARS_PER_CALL: usize = 1024;
+
 /// Runs `input` (time-ordered market envelopes of `instruments`) through the pipeline and
 /// the paper trader; `progress` is called with the number of envelopes done every 65,536.
 pub fn run<I>(
@@ -251,12 +254,30 @@ where
         trade_from: settings.trade_from,
         last_ts: UnixNanos::MIN,
     };
+    // Venue bars go to the pipeline in runs, which it analyses a block at a time (the same
+    // outputs as one by one); anything else ends the run and goes on its own.
+    let mut bars: Vec<(Candle, UnixNanos)> = Vec::with_capacity(BARS_PER_CALL);
     for (k, env) in input.enumerate() {
-        pipeline.process_into(env.borrow(), &mut feed);
+        let env = env.borrow();
+        match &env.payload {
+            Event::Candle(c) => {
+                bars.push((*c, env.ts_received));
+                if bars.len() == BARS_PER_CALL {
+                    pipeline.process_candles_into(&bars, &mut feed);
+                    bars.clear();
+                }
+            }
+            _ => {
+                pipeline.process_candles_into(&bars, &mut feed);
+                bars.clear();
+                pipeline.process_into(env, &mut feed);
+            }
+        }
         if k & 0xFFFF == 0xFFFF {
             progress(k as u64 + 1);
         }
     }
+    pipeline.process_candles_into(&bars, &mut feed);
     let Feed {
         mut trader,
         hold,

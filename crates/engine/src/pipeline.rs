@@ -1,5 +1,7 @@
 //! [`Pipeline`]: the one synchronous entry point for live runs, replays and backtests.
 
+mod block;
+
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -144,13 +146,12 @@ impl Series {
         }
     }
 
-    /// Updates the indicator set and the bar fields of `values`.
+    /// Updates the indicator set and writes the bar's row of values (laid out as `values`).
     #[inline]
-    fn update_values(&mut self, c: &Candle, bar: &atalaya_ta::Bar) {
-        self.values[..5].copy_from_slice(&[c.open(), c.high(), c.low(), c.close(), c.volume()]);
-        self.values[5..FIRST_INDICATOR].fill(f64::NAN);
+    fn update_values(&mut self, c: &Candle, bar: &atalaya_ta::Bar, row: &mut [f64]) {
+        fill_row(c, row);
         if let Some(set) = &mut self.set {
-            set.update(c.open_time(), bar, &mut self.values[FIRST_INDICATOR..]);
+            set.update(c.open_time(), bar, &mut row[FIRST_INDICATOR..]);
         }
     }
 
@@ -188,6 +189,14 @@ impl Series {
             atr_ratio: if avg_atr > 0.0 { atr / avg_atr } else { 1.0 },
         })
     }
+}
+
+/// Writes a bar's fields into its row of values and marks the decision and anomaly slots as
+/// not yet known.
+#[inline]
+fn fill_row(c: &Candle, row: &mut [f64]) {
+    row[..5].copy_from_slice(&[c.open(), c.high(), c.low(), c.close(), c.volume()]);
+    row[5..FIRST_INDICATOR].fill(f64::NAN);
 }
 
 /// The slot of an anomaly kind among the rules' values.
@@ -276,6 +285,8 @@ pub struct Pipeline {
     sentiment: atalaya_ml::index::SentimentIndex,
     source: Symbol,
     now: UnixNanos,
+    /// Block processing's view of the configuration and its buffers.
+    blocks: block::Blocks,
     /// Whether opportunities carry their factors' sentences (see `set_explanations`).
     explain: bool,
 }
@@ -338,6 +349,7 @@ impl Pipeline {
             momentum: i.momentum,
         };
         Ok(Self {
+            blocks: block::Blocks::new(&timeframes, &rules),
             timeframes,
             decide_on,
             periods,
@@ -788,32 +800,62 @@ impl Pipeline {
         ts_received: UnixNanos,
     ) {
         let s = inst * self.timeframes.len() + k;
-        let tf = self.timeframes[k];
-        let id = self.instruments[inst];
-        let close_time = candle.close_time();
-        self.series[s].closed_until = close_time;
+        let bar = self.emit_bar(sink, s, &candle, ts_received);
+        let mut row = std::mem::take(&mut self.series[s].values);
+        self.series[s].update_values(&candle, &bar, &mut row);
+        self.analyse(sink, inst, k, &candle, bar, &mut row, ts_received, true);
+        self.series[s].values = row;
+    }
+
+    /// Marks series `s` closed to the end of `candle` and hands the bar to the sink; returns
+    /// it as the indicators read it.
+    #[inline]
+    fn emit_bar<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        s: usize,
+        candle: &Candle,
+        ts_received: UnixNanos,
+    ) -> atalaya_ta::Bar {
+        self.series[s].closed_until = candle.close_time();
         self.stats.candles_out += 1;
-        sink.bar(self.out_seq, ts_received, self.source, &candle);
+        sink.bar(self.out_seq, ts_received, self.source, candle);
         self.out_seq += 1;
-        let bar = atalaya_ta::Bar::new(
+        atalaya_ta::Bar::new(
             candle.open(),
             candle.high(),
             candle.low(),
             candle.close(),
             candle.volume(),
-        );
-        self.series[s].update_values(&candle, &bar);
+        )
+    }
+
+    /// Runs the analysis of a closed bar whose `row` of values holds its fields and its
+    /// indicators: anomalies, the decision and (when `rules`) the trading rules, each emitting
+    /// what it finds.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn analyse<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        inst: usize,
+        k: usize,
+        candle: &Candle,
+        bar: atalaya_ta::Bar,
+        row: &mut [f64],
+        ts_received: UnixNanos,
+        rules: bool,
+    ) {
+        let s = inst * self.timeframes.len() + k;
+        let tf = self.timeframes[k];
+        let id = self.instruments[inst];
+        let close_time = candle.close_time();
         if let Some(det) = &mut self.series[s].anomaly {
             det.update(&bar, &mut self.anomalies);
             let found = std::mem::take(&mut self.anomalies);
-            for slot in
-                &mut self.series[s].values[anomaly_slot(AnomalyKind::Return)..FIRST_INDICATOR]
-            {
-                *slot = 0.0;
-            }
+            row[anomaly_slot(AnomalyKind::Return)..FIRST_INDICATOR].fill(0.0);
             for a in &found {
-                self.series[s].values[anomaly_slot(a.kind)] =
-                    if a.direction != 0.0 { a.direction } else { 1.0 };
+                row[anomaly_slot(a.kind)] = if a.direction != 0.0 { a.direction } else { 1.0 };
                 let name = format!("anomaly.{}", a.kind.as_str());
                 if let Ok(sig) = Signal::new(id, tf, name, a.direction, a.explanation.clone()) {
                     self.stats.anomalies += 1;
@@ -824,7 +866,7 @@ impl Pipeline {
             self.anomalies.clear();
         }
         let snapshot = if self.cfg.decision.enabled {
-            self.series[s].update(&candle, bar)
+            self.series[s].update(candle, bar)
         } else {
             None
         };
@@ -832,9 +874,11 @@ impl Pipeline {
             return;
         }
         if let Some(snapshot) = snapshot {
-            self.decide(sink, s, &snapshot, id, tf, close_time, ts_received);
+            self.decide(sink, s, &snapshot, row, id, tf, close_time, ts_received);
         }
-        self.apply_rules(sink, s, id, tf, close_time, ts_received);
+        if rules {
+            self.apply_rules(sink, s, row, id, tf, close_time, ts_received);
+        }
     }
 
     /// Scores a bar whose indicators are ready; emits an opportunity when it is one.
@@ -844,6 +888,7 @@ impl Pipeline {
         sink: &mut S,
         s: usize,
         snapshot: &Snapshot,
+        row: &mut [f64],
         id: InstrumentId,
         tf: Timeframe,
         close_time: UnixNanos,
@@ -863,10 +908,16 @@ impl Pipeline {
             stats,
             mood.as_ref(),
         );
-        let series = &mut self.series[s];
         let v = d.values();
-        series.values[BAR_FIELDS.len()..BAR_FIELDS.len() + DECISION_FIELDS.len()]
-            .copy_from_slice(&[d.score, d.confidence, v[0], v[1], v[2], v[3]]);
+        row[BAR_FIELDS.len()..BAR_FIELDS.len() + DECISION_FIELDS.len()].copy_from_slice(&[
+            d.score,
+            d.confidence,
+            v[0],
+            v[1],
+            v[2],
+            v[3],
+        ]);
+        let series = &mut self.series[s];
         if d.kind == OpportunityKind::Hold {
             series.last_kind = OpportunityKind::Hold;
             return;
@@ -902,31 +953,48 @@ impl Pipeline {
         }
     }
 
-    /// Evaluates every rule on the series' latest values; each hit is a `rule.<name>` signal.
+    /// Evaluates every rule on the bar's `row` of values; each hit is a `rule.<name>` signal.
+    #[allow(clippy::too_many_arguments)]
     fn apply_rules<S: Sink>(
         &mut self,
         sink: &mut S,
         s: usize,
+        row: &[f64],
         id: InstrumentId,
         tf: Timeframe,
         close_time: UnixNanos,
         ts_received: UnixNanos,
     ) {
         for r in 0..self.rules.len() {
-            let rule = &self.rules[r];
-            let series = &mut self.series[s];
             let at = self.rule_offsets[r];
-            let state = &mut series.rule_state[at..at + rule.state_len()];
-            if !rule.eval(&series.values, state) {
-                continue;
+            let rule = &self.rules[r];
+            let state = &mut self.series[s].rule_state[at..at + rule.state_len()];
+            if rule.eval(row, state) {
+                self.rule_hit(sink, r, row, id, tf, close_time, ts_received);
             }
-            let reason = rule.explain(&series.values);
-            let name = format!("rule.{}", rule.name());
-            let direction = rule.action().direction();
-            if let Ok(sig) = Signal::new(id, tf, name, direction, reason) {
-                self.stats.rule_hits += 1;
-                self.emit(sink, close_time, ts_received, Event::Signal(Box::new(sig)));
-            }
+        }
+    }
+
+    /// Emits the signal of rule `r`'s hit on the bar whose values are `row`.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    fn rule_hit<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        r: usize,
+        row: &[f64],
+        id: InstrumentId,
+        tf: Timeframe,
+        close_time: UnixNanos,
+        ts_received: UnixNanos,
+    ) {
+        let rule = &self.rules[r];
+        let reason = rule.explain(row);
+        let name = format!("rule.{}", rule.name());
+        let direction = rule.action().direction();
+        if let Ok(sig) = Signal::new(id, tf, name, direction, reason) {
+            self.stats.rule_hits += 1;
+            self.emit(sink, close_time, ts_received, Event::Signal(Box::new(sig)));
         }
     }
 }

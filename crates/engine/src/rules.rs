@@ -746,6 +746,52 @@ impl Rule {
         sp > 0 && truth(stack[sp - 1])
     }
 
+    /// [`eval`](Self::eval) on each row of a block in turn (row `i` is
+    /// `rows[i * stride..(i + 1) * stride]`), calling `hit(i)` for every row where the rule
+    /// holds. A rule that is one crossing of two values runs as one tight loop.
+    pub fn eval_rows(
+        &self,
+        rows: &[f64],
+        stride: usize,
+        state: &mut [f64],
+        mut hit: impl FnMut(usize),
+    ) {
+        let stride = stride.max(1);
+        if let [
+            Instr::Cross {
+                above,
+                a,
+                b: slot_b,
+                state: k,
+            },
+        ] = self.code[..]
+            && let Some(p) = state.get_mut(k as usize)
+        {
+            let (a, slot_b) = (a as usize, slot_b as usize);
+            let mut was = truth(*p);
+            for (i, row) in rows.chunks_exact(stride).enumerate() {
+                let va = row.get(a).copied().unwrap_or(f64::NAN);
+                let vb = row.get(slot_b).copied().unwrap_or(f64::NAN);
+                let (now, before) = if above {
+                    (va > vb, va <= vb)
+                } else {
+                    (va < vb, va >= vb)
+                };
+                if now && was {
+                    hit(i);
+                }
+                was = before;
+            }
+            *p = b(was);
+            return;
+        }
+        for (i, row) in rows.chunks_exact(stride).enumerate() {
+            if self.eval(row, state) {
+                hit(i);
+            }
+        }
+    }
+
     /// The reason written on a hit: the rule and the values it read.
     pub fn explain(&self, values: &[f64]) -> String {
         let parts: Vec<String> = self

@@ -163,6 +163,14 @@ impl fmt::Display for Spec {
 trait Columns: Send {
     fn update(&mut self, ts: i64, bar: &Bar, out: &mut [f64]);
     fn reset(&mut self);
+
+    /// [`update`](Self::update) with each bar in turn, bar `i`'s columns written from
+    /// `out[i * stride]` on. Indicators override it with a loop the compiler sees whole.
+    fn update_block(&mut self, ts: &[i64], bars: &[Bar], out: &mut [f64], stride: usize) {
+        for (i, (t, b)) in ts.iter().zip(bars).enumerate() {
+            self.update(*t, b, &mut out[i * stride..]);
+        }
+    }
 }
 
 struct OnClose<I>(I);
@@ -175,6 +183,11 @@ impl<I: Indicator<Input = f64, Output = f64> + Send> Columns for OnClose<I> {
     }
     fn reset(&mut self) {
         self.0.reset();
+    }
+    fn update_block(&mut self, _ts: &[i64], bars: &[Bar], out: &mut [f64], stride: usize) {
+        for (b, o) in bars.iter().zip(out.iter_mut().step_by(stride.max(1))) {
+            *o = self.0.update(b.close).unwrap_or(f64::NAN);
+        }
     }
 }
 
@@ -210,6 +223,11 @@ impl<I: Indicator<Input = Bar, Output = f64> + Send> Columns for OnBar<I> {
     }
     fn reset(&mut self) {
         self.0.reset();
+    }
+    fn update_block(&mut self, _ts: &[i64], bars: &[Bar], out: &mut [f64], stride: usize) {
+        for (b, o) in bars.iter().zip(out.iter_mut().step_by(stride.max(1))) {
+            *o = self.0.update(*b).unwrap_or(f64::NAN);
+        }
     }
 }
 
@@ -463,6 +481,25 @@ impl IndicatorSet {
         }
     }
 
+    /// [`update`](Self::update) with each of `bars` in turn (opened at the matching `ts`),
+    /// bar `i`'s columns written at `out[i * stride..]`: the same values in the same order
+    /// of updates, but each indicator runs over the whole block in one loop, with no dynamic
+    /// call per bar. `out` must reach the last bar's last column; `stride` is at least
+    /// `columns().len()`.
+    ///
+    /// # Panics
+    /// When `ts` and `bars` differ in length or `out` is too short.
+    pub fn update_block(&mut self, ts: &[i64], bars: &[Bar], out: &mut [f64], stride: usize) {
+        assert_eq!(ts.len(), bars.len(), "one open time per bar");
+        let mut at = 0;
+        for (ind, width) in &mut self.parts {
+            if !bars.is_empty() {
+                ind.update_block(ts, bars, &mut out[at..], stride);
+            }
+            at += *width;
+        }
+    }
+
     /// Forgets all state.
     pub fn reset(&mut self) {
         for (ind, _) in &mut self.parts {
@@ -557,6 +594,49 @@ mod tests {
             match macd[i] {
                 Some(m) => assert_eq!((row[0], row[1], row[2]), (m.macd, m.signal, m.hist)),
                 None => assert!(row[0].is_nan() && row[2].is_nan()),
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_give_the_values_of_bar_by_bar_updates_whatever_the_split() {
+        let specs = "sma:5,ema:7,wma:4,rsi:6,macd:5:9:3,bbands:6:2,atr:5,stoch,vwap,cdlhammer,obv,adx:5,sar,kama:6";
+        let bars: Vec<Bar> = (0..300)
+            .map(|i| {
+                let c = 100.0 + (f64::from(i) * 0.37).sin() * 6.0 + f64::from(i % 11) * 0.1;
+                Bar::new(c - 0.4, c + 1.1, c - 0.9, c, 5.0 + f64::from(i % 13))
+            })
+            .collect();
+        let ts: Vec<i64> = (0..300).map(|i| i * 3_600_000_000_000).collect();
+        let mut one = IndicatorSet::new(parse_set(specs).unwrap());
+        let w = one.columns().len();
+        let mut want = vec![0.0; bars.len() * w];
+        for (i, b) in bars.iter().enumerate() {
+            one.update(ts[i], b, &mut want[i * w..(i + 1) * w]);
+        }
+        // Blocks of uneven sizes, written with a wider stride (a caller's row holds more).
+        let stride = w + 3;
+        let mut block = IndicatorSet::new(parse_set(specs).unwrap());
+        let mut got = vec![0.0; bars.len() * stride];
+        let mut at = 0;
+        for len in [1usize, 2, 7, 0, 64, 100, 126] {
+            block.update_block(
+                &ts[at..at + len],
+                &bars[at..at + len],
+                &mut got[at * stride..],
+                stride,
+            );
+            at += len;
+        }
+        assert_eq!(at, bars.len());
+        for i in 0..bars.len() {
+            for c in 0..w {
+                let (a, b) = (want[i * w + c], got[i * stride + c]);
+                assert!(
+                    a.to_bits() == b.to_bits(),
+                    "bar {i} column {}: {a} bar by bar, {b} in blocks",
+                    one.columns()[c]
+                );
             }
         }
     }
