@@ -137,19 +137,34 @@ struct Hold {
     idle: f64,
     per: f64,
     legs: Vec<(InstrumentId, f64, f64)>,
+    /// The leg of the last bar's instrument.
+    last: usize,
 }
 
 impl Hold {
     fn value(&self) -> f64 {
         self.idle + self.legs.iter().map(|(_, u, px)| u * px).sum::<f64>()
     }
+    #[inline]
     fn on_close(&mut self, id: InstrumentId, close: f64) {
-        match self.legs.iter_mut().find(|l| l.0 == id) {
-            Some(leg) => leg.2 = close,
+        match self.legs.get_mut(self.last) {
+            Some(leg) if leg.0 == id => leg.2 = close,
+            _ => self.on_close_other(id, close),
+        }
+    }
+    /// [`on_close`](Self::on_close) of an instrument other than the last one.
+    #[cold]
+    fn on_close_other(&mut self, id: InstrumentId, close: f64) {
+        match self.legs.iter().position(|l| l.0 == id) {
+            Some(i) => {
+                self.legs[i].2 = close;
+                self.last = i;
+            }
             None if self.idle >= self.per * 0.999_999 && close > 0.0 => {
                 self.idle -= self.per;
                 self.legs
                     .push((id, self.per * (1.0 - self.fee) / close, close));
+                self.last = self.legs.len() - 1;
             }
             None => {}
         }
@@ -242,6 +257,7 @@ where
         idle: cash,
         per: cash / n,
         legs: Vec::with_capacity(instruments.len()),
+        last: 0,
     };
     let input = input.into_iter();
     let hint = input.size_hint().0;

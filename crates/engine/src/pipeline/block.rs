@@ -137,9 +137,18 @@ impl Pipeline {
         let s = inst * self.timeframes.len() + k;
         let (id, tf): (InstrumentId, Timeframe) = (self.instruments[inst], self.timeframes[k]);
         let mut b = std::mem::take(&mut self.blocks);
+        // Rules run only on the decision's timeframes, as bar by bar.
+        let ahead = b.rules_ahead && self.decide_on[k];
+        // Bars with nothing left to analyse (no anomaly detector, no decision, rules done
+        // ahead) are only emitted; then nothing reads the decision's and the anomalies' slots
+        // of their rows either.
+        let analyse = self.series[s].anomaly.is_some()
+            || self.cfg.decision.enabled
+            || (!ahead && self.decide_on[k] && !self.rules.is_empty());
         let w = self.series[s].values.len();
         let n = candles.len() * w;
-        // Every value of the block's rows is written below: grow the buffer, never clear it.
+        // Every value read from the block's rows is written below: grow the buffer, never
+        // clear it.
         if b.rows.len() < n {
             b.rows.resize(n, 0.0);
         }
@@ -147,7 +156,11 @@ impl Pipeline {
         b.bars.clear();
         b.ts.clear();
         for ((c, _), row) in candles.iter().zip(rows.chunks_exact_mut(w)) {
-            fill_row(c, row);
+            if analyse {
+                fill_row(c, row);
+            } else {
+                row[..5].copy_from_slice(&[c.open(), c.high(), c.low(), c.close(), c.volume()]);
+            }
             b.bars
                 .push(Bar::new(c.open(), c.high(), c.low(), c.close(), c.volume()));
             b.ts.push(c.open_time());
@@ -155,8 +168,6 @@ impl Pipeline {
         if let Some(set) = &mut self.series[s].set {
             set.update_block(&b.ts, &b.bars, &mut rows[FIRST_INDICATOR..], w);
         }
-        // Rules run only on the decision's timeframes, as bar by bar.
-        let ahead = b.rules_ahead && self.decide_on[k];
         b.hits.clear();
         if ahead {
             for (r, rule) in self.rules.iter().enumerate() {
@@ -167,29 +178,38 @@ impl Pipeline {
             }
             b.hits.sort_unstable();
         }
-        // Bars with nothing left to analyse (no anomaly detector, no decision, rules done
-        // ahead) are only emitted.
-        let analyse = self.series[s].anomaly.is_some()
-            || self.cfg.decision.enabled
-            || (!ahead && self.decide_on[k] && !self.rules.is_empty());
+        // What bar by bar counts per bar, counted once: nothing reads it in between.
+        let count = candles.len() as u64;
+        self.stats.events += count;
+        self.stats.candles_in += count;
+        self.stats.candles_out += count;
         let mut hits = b.hits.iter().peekable();
-        for (i, ((c, ts_received), row)) in candles.iter().zip(rows.chunks_exact_mut(w)).enumerate()
+        for (i, (((c, ts_received), row), bar)) in candles
+            .iter()
+            .zip(rows.chunks_exact_mut(w))
+            .zip(&b.bars)
+            .enumerate()
         {
-            self.stats.events += 1;
-            self.stats.candles_in += 1;
-            let bar = self.emit_bar(sink, s, c, *ts_received);
+            sink.bar(self.out_seq, *ts_received, self.source, c);
+            self.out_seq += 1;
             if analyse {
-                self.analyse(sink, inst, k, c, bar, row, *ts_received, !ahead);
+                self.analyse(sink, inst, k, c, *bar, row, *ts_received, !ahead);
             }
             while let Some(&(_, r)) = hits.next_if(|(at, _)| *at as usize == i) {
                 self.rule_hit(sink, r as usize, row, id, tf, c.close_time(), *ts_received);
             }
-            if c.close_time() > self.now {
-                self.now = c.close_time();
-            }
+        }
+        // The block's bars are in time order: the last one closes it.
+        if let Some((last, _)) = candles.last() {
+            self.series[s].closed_until = last.close_time();
+            self.now = self.now.max(last.close_time());
         }
         if let Some(last) = rows.chunks_exact(w).last() {
-            self.series[s].values.copy_from_slice(last);
+            let values = &mut self.series[s].values;
+            values.copy_from_slice(last);
+            if !analyse {
+                values[5..FIRST_INDICATOR].fill(f64::NAN);
+            }
         }
         self.blocks = b;
     }
