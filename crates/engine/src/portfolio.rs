@@ -200,6 +200,15 @@ struct Inst {
     pending: Option<Order>,
 }
 
+/// Which exit a bar reached, at which level.
+#[derive(Clone, Copy, Debug)]
+enum Exit {
+    StopGap(f64),
+    TargetGap(f64),
+    Stop(f64),
+    Target(f64),
+}
+
 /// The paper trader: portfolio plus risk manager. Feed it every envelope the pipeline
 /// emits, in order, with [`on_event`](Self::on_event).
 #[derive(Debug)]
@@ -464,28 +473,26 @@ impl PaperTrader {
             _ => {
                 self.equity.push(point);
                 self.bars += 1;
-                match self.breaker.update(&self.risk, self.bars, equity) {
-                    Some(BreakerChange::Tripped(dd)) => self.note(
-                        ts,
-                        None,
-                        "breaker",
-                        format!(
-                            "drawdown {:.2}% reached the {:.2}% limit: new entries paused for {} bars",
-                            dd * 100.0,
-                            self.risk.max_drawdown * 100.0,
-                            self.risk.breaker_bars
-                        ),
-                    ),
-                    Some(BreakerChange::Resumed) => self.note(
-                        ts,
-                        None,
-                        "breaker",
-                        format!("entries resume; equity peak reset to {equity:.2}"),
-                    ),
-                    None => {}
+                if let Some(change) = self.breaker.update(&self.risk, self.bars, equity) {
+                    self.breaker_note(ts, change, equity);
                 }
             }
         }
+    }
+
+    /// Writes the breaker's trip or resumption into the audit stream.
+    #[cold]
+    fn breaker_note(&mut self, ts: UnixNanos, change: BreakerChange, equity: f64) {
+        let reason = match change {
+            BreakerChange::Tripped(dd) => format!(
+                "drawdown {:.2}% reached the {:.2}% limit: new entries paused for {} bars",
+                dd * 100.0,
+                self.risk.max_drawdown * 100.0,
+                self.risk.breaker_bars
+            ),
+            BreakerChange::Resumed => format!("entries resume; equity peak reset to {equity:.2}"),
+        };
+        self.note(ts, None, "breaker", reason);
     }
 
     fn equity_now(&self) -> f64 {
@@ -766,20 +773,28 @@ impl PaperTrader {
         };
         let (stop, target) = (h.stop, h.target);
         let hit = match (stop, target) {
-            (Some(s), _) if open <= s => {
-                Some((open, format!("stop {s} gapped through at the open")))
-            }
-            (_, Some(t)) if open >= t => {
-                Some((open, format!("target {t} gapped through at the open")))
-            }
-            (Some(s), _) if low <= s => Some((s, format!("stop-loss {s} hit (low {low})"))),
-            (_, Some(t)) if high >= t => Some((t, format!("take-profit {t} hit (high {high})"))),
+            (Some(s), _) if open <= s => Some(Exit::StopGap(s)),
+            (_, Some(t)) if open >= t => Some(Exit::TargetGap(t)),
+            (Some(s), _) if low <= s => Some(Exit::Stop(s)),
+            (_, Some(t)) if high >= t => Some(Exit::Target(t)),
             _ => None,
         };
-        if let Some((px, why)) = hit {
-            self.insts[i].pending = None;
-            self.close(i, ts, px, &why);
+        if let Some(exit) = hit {
+            self.exit_at(i, ts, exit, open, high, low);
         }
+    }
+
+    /// Closes a position whose stop or target the bar reached, at the price the rule gives.
+    #[cold]
+    fn exit_at(&mut self, i: usize, ts: UnixNanos, exit: Exit, open: f64, high: f64, low: f64) {
+        let (px, why) = match exit {
+            Exit::StopGap(s) => (open, format!("stop {s} gapped through at the open")),
+            Exit::TargetGap(t) => (open, format!("target {t} gapped through at the open")),
+            Exit::Stop(s) => (s, format!("stop-loss {s} hit (low {low})")),
+            Exit::Target(t) => (t, format!("take-profit {t} hit (high {high})")),
+        };
+        self.insts[i].pending = None;
+        self.close(i, ts, px, &why);
     }
 
     fn close(&mut self, i: usize, ts: UnixNanos, price: f64, why: &str) {

@@ -769,9 +769,13 @@ impl Rule {
         {
             let (a, slot_b) = (a as usize, slot_b as usize);
             let mut was = truth(*p);
+            // The two columns, read with one bounds check per row for both.
+            let span = a.max(slot_b);
             for (i, row) in rows.chunks_exact(stride).enumerate() {
-                let va = row.get(a).copied().unwrap_or(f64::NAN);
-                let vb = row.get(slot_b).copied().unwrap_or(f64::NAN);
+                let (va, vb) = match row.get(..=span) {
+                    Some(r) => (r[a], r[slot_b]),
+                    None => (f64::NAN, f64::NAN),
+                };
                 let (now, before) = if above {
                     (va > vb, va <= vb)
                 } else {
