@@ -573,17 +573,23 @@ fn truth(v: f64) -> bool {
     v != 0.0 && !v.is_nan()
 }
 
+/// Whether `va` is past `vb` now, and whether it is not (the state the next bar reads), in the
+/// direction `above`.
+#[inline]
+fn crossing(above: bool, va: f64, vb: f64) -> (bool, bool) {
+    if above {
+        (va > vb, va <= vb)
+    } else {
+        (va < vb, va >= vb)
+    }
+}
+
 /// One fused crossing step: `a` crosses `b` now, given the previous bar's state, which is
 /// updated.
 #[inline]
 fn cross(values: &[f64], state: &mut [f64], above: bool, a: u32, b_: u32, k: u32) -> bool {
     let load = |s: u32| values.get(s as usize).copied().unwrap_or(f64::NAN);
-    let (va, vb) = (load(a), load(b_));
-    let (now, before) = if above {
-        (va > vb, va <= vb)
-    } else {
-        (va < vb, va >= vb)
-    };
+    let (now, before) = crossing(above, load(a), load(b_));
     let Some(p) = state.get_mut(k as usize) else {
         return false;
     };
@@ -650,6 +656,16 @@ impl Rule {
         })
     }
 
+    /// (above, a, b, state slot) when the rule is one crossing of two values, which runs
+    /// without the stack machine.
+    #[inline]
+    fn single_cross(&self) -> Option<(bool, u32, u32, u32)> {
+        match self.code[..] {
+            [Instr::Cross { above, a, b, state }] => Some((above, a, b, state)),
+            _ => None,
+        }
+    }
+
     /// The rule's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -679,15 +695,7 @@ impl Rule {
     /// NaN) carries the previous bar's values and is updated.
     #[inline]
     pub fn eval(&self, values: &[f64], state: &mut [f64]) -> bool {
-        if let [
-            Instr::Cross {
-                above,
-                a,
-                b: slot_b,
-                state: k,
-            },
-        ] = self.code[..]
-        {
+        if let Some((above, a, slot_b, k)) = self.single_cross() {
             return cross(values, state, above, a, slot_b, k);
         }
         let mut stack = [0.0f64; MAX_DEPTH];
@@ -757,14 +765,7 @@ impl Rule {
         mut hit: impl FnMut(usize),
     ) {
         let stride = stride.max(1);
-        if let [
-            Instr::Cross {
-                above,
-                a,
-                b: slot_b,
-                state: k,
-            },
-        ] = self.code[..]
+        if let Some((above, a, slot_b, k)) = self.single_cross()
             && let Some(p) = state.get_mut(k as usize)
         {
             let (a, slot_b) = (a as usize, slot_b as usize);
@@ -776,11 +777,7 @@ impl Rule {
                     Some(r) => (r[a], r[slot_b]),
                     None => (f64::NAN, f64::NAN),
                 };
-                let (now, before) = if above {
-                    (va > vb, va <= vb)
-                } else {
-                    (va < vb, va >= vb)
-                };
+                let (now, before) = crossing(above, va, vb);
                 if now && was {
                     hit(i);
                 }
