@@ -15,7 +15,7 @@ pub mod walk;
 use std::borrow::Borrow;
 
 use atalaya_engine::{
-    AuditEntry, ClosedTrade, EngineConfig, EngineError, EquityPoint, PaperTrader, Pipeline,
+    AuditEntry, Bars, ClosedTrade, EngineConfig, EngineError, EquityPoint, PaperTrader, Pipeline,
     PipelineStats, PortfolioConfig, RiskConfig, Sink,
 };
 use atalaya_model::{Candle, Envelope, Event, InstrumentId, Symbol, Timeframe, UnixNanos};
@@ -222,6 +222,38 @@ impl Sink for Feed {
             self.on_bar(candle);
         }
     }
+
+    /// A run of bars of one instrument and timeframe in time order: the trader takes them at
+    /// once, then the benchmark follows. The trader marks one equity point per traded bar,
+    /// appended, except that the run's first bar replaces the last point when it closes at the
+    /// same time (another instrument's bar); the benchmark keeps one value per point, as bar by
+    /// bar.
+    fn bars(&mut self, _seq: u64, _source: Symbol, bars: &Bars) {
+        let start = bars
+            .iter()
+            .position(|(c, _)| self.trades_at(c.close_time()))
+            .unwrap_or(bars.len());
+        let run = &bars[start..];
+        let Some((last, _)) = run.last() else {
+            return;
+        };
+        if last.timeframe() != self.tf {
+            // Neither the trader nor the benchmark reads other timeframes.
+            return;
+        }
+        let before = self.trader.equity().len();
+        self.trader.on_candles(run.iter().map(|(c, _)| c));
+        let replaced = run.len() - (self.trader.equity().len() - before);
+        for (k, (c, _)) in run.iter().enumerate() {
+            self.hold.on_close(c.instrument(), c.close());
+            let v = self.hold.value();
+            match self.benchmark.last_mut() {
+                Some(slot) if k < replaced => *slot = v,
+                _ => self.benchmark.push(v),
+            }
+        }
+        self.last_ts = self.last_ts.max(last.close_time());
+    }
 }
 
 /// How many venue bars the backtest gathers before handing them to the pipeline.
@@ -234,6 +266,22 @@ pub fn run<I>(
     instruments: &[InstrumentId],
     input: I,
     progress: &mut dyn FnMut(u64),
+) -> Result<Backtest, BacktestError>
+where
+    I: IntoIterator,
+    I::Item: Borrow<Envelope<Event>>,
+{
+    run_with(settings, instruments, input, progress, true)
+}
+
+/// [`run`], handing the pipeline venue bars in runs (`runs`, as `run` does) or every envelope
+/// on its own (the reference the runs are tested against).
+fn run_with<I>(
+    settings: &Settings,
+    instruments: &[InstrumentId],
+    input: I,
+    progress: &mut dyn FnMut(u64),
+    runs: bool,
 ) -> Result<Backtest, BacktestError>
 where
     I: IntoIterator,
@@ -276,7 +324,7 @@ where
     for (k, env) in input.enumerate() {
         let env = env.borrow();
         match &env.payload {
-            Event::Candle(c) => {
+            Event::Candle(c) if runs => {
                 bars.push((*c, env.ts_received));
                 if bars.len() == BARS_PER_CALL {
                     pipeline.process_candles_into(&bars, &mut feed);
@@ -343,5 +391,99 @@ impl Timed for EquityPoint {
 impl Timed for (UnixNanos, f64) {
     fn ts(&self) -> UnixNanos {
         self.0
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::strategies::sma_crossover;
+    use atalaya_engine::{FillAt, RuleAction, RuleConfig};
+
+    const H: i64 = 3_600_000_000_000;
+
+    /// A random walk of `n` hourly bars with some long trends, so crossings and stops happen.
+    fn walk(seed: u64, n: i64) -> Vec<Envelope<Event>> {
+        let id: InstrumentId = "sim:BTC/USDT".parse().unwrap();
+        let mut s = seed | 1;
+        let mut rnd = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let mut px = 100.0f64;
+        (0..n)
+            .map(|i| {
+                let open = px;
+                let drift = if (i / 150) % 2 == 0 { 0.002 } else { -0.002 };
+                px *= 1.0 + drift + rnd() * 0.03;
+                let c = Candle::new(
+                    id,
+                    Timeframe::H1,
+                    i * H,
+                    [open, open.max(px) * 1.004, open.min(px) * 0.996, px],
+                    1.0,
+                    1,
+                )
+                .unwrap();
+                let src = Symbol::new("t").unwrap();
+                Envelope::new(0, c.close_time(), c.close_time(), src, Event::Candle(c))
+            })
+            .collect()
+    }
+
+    /// Everything a backtest produced, exactly (floats by their shortest exact form).
+    fn fingerprint(b: &Backtest) -> String {
+        format!(
+            "{}\n{:?}\n{:?}\n{:?}\n{:?}",
+            serde_json::to_string(b).unwrap(),
+            b.trades,
+            b.equity,
+            b.benchmark,
+            b.audit
+        )
+    }
+
+    #[test]
+    fn runs_of_bars_give_the_backtest_of_one_envelope_at_a_time() {
+        let id: InstrumentId = "sim:BTC/USDT".parse().unwrap();
+        let quiet = sma_crossover(Timeframe::H1, 5, 20);
+        // Stops, targets, a trailing stop and ATR sizing: bars the trader cannot only mark.
+        let mut guarded = sma_crossover(Timeframe::H1, 5, 20);
+        guarded.risk.stop_atr = 1.5;
+        guarded.risk.target_atr = 4.0;
+        guarded.risk.trailing_atr = 2.0;
+        guarded.risk.max_drawdown = 0.1;
+        guarded.portfolio.fill = FillAt::NextOpen;
+        let mut warm = quiet.clone();
+        warm.trade_from = Some(700 * H);
+        warm.engine.rules.push(RuleConfig {
+            name: "dip".into(),
+            when: "close < sma_20 and rsi_14 < 35".into(),
+            action: RuleAction::Buy,
+        });
+        let mut analysed = quiet.clone();
+        analysed.engine.anomaly.enabled = true;
+        analysed.engine.decision.enabled = true;
+        for (name, settings) in [
+            ("quiet", quiet),
+            ("guarded", guarded),
+            ("warm-up", warm),
+            ("analysed", analysed),
+        ] {
+            for seed in [1u64, 7, 42] {
+                let input = walk(seed, 3_000);
+                let one = run_with(&settings, &[id], input.iter(), &mut |_| {}, false).unwrap();
+                let runs = run_with(&settings, &[id], input.iter(), &mut |_| {}, true).unwrap();
+                assert!(
+                    one.trades.len() > 5,
+                    "{name} {seed}: {} trades",
+                    one.trades.len()
+                );
+                assert_eq!(fingerprint(&one), fingerprint(&runs), "{name} seed {seed}");
+            }
+        }
     }
 }

@@ -27,7 +27,7 @@ pub use config::{
     SentimentConfig, Weights,
 };
 pub use error::EngineError;
-pub use pipeline::{Pipeline, PipelineStats, Sink, sentiment_model};
+pub use pipeline::{Bars, Pipeline, PipelineStats, Sink, sentiment_model};
 pub use portfolio::{
     AuditEntry, ClosedTrade, EntrySource, EquityPoint, FillAt, PaperTrader, PortfolioConfig,
 };

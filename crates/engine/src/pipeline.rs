@@ -229,7 +229,21 @@ pub trait Sink {
             Event::Candle(*candle),
         ));
     }
+
+    /// Takes closed bars of one instrument and timeframe in time order, the outputs numbered
+    /// from `seq` on with nothing else between them. By default each goes to
+    /// [`bar`](Self::bar); a sink that can take a run at once (a backtest's trader) overrides
+    /// it.
+    #[inline]
+    fn bars(&mut self, seq: u64, source: Symbol, bars: &Bars) {
+        for (k, (c, ts_received)) in bars.iter().enumerate() {
+            self.bar(seq + k as u64, *ts_received, source, c);
+        }
+    }
 }
+
+/// Closed bars in a run handed to [`Sink::bars`], each with the time its input was received.
+pub type Bars = [(Candle, UnixNanos)];
 
 impl Sink for Vec<Envelope<Event>> {
     #[inline]

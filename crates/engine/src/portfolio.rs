@@ -421,6 +421,39 @@ impl PaperTrader {
         }
     }
 
+    /// Takes closed bars in order with no other output between them: the same as
+    /// [`on_candle`](Self::on_candle) with each in turn. A bar on which nothing is due but
+    /// marking the positions to its close (no order pending, no stop or target to check, no
+    /// ATR or returns kept) is marked in the loop itself, without the general bar's work.
+    pub fn on_candles<'a>(&mut self, candles: impl IntoIterator<Item = &'a Candle>) {
+        for c in candles {
+            if c.timeframe() != self.timeframe {
+                continue;
+            }
+            let i = self.index(c.instrument());
+            let inst = &mut self.insts[i];
+            let quiet = !self.needs_atr
+                && !self.needs_returns
+                && inst.pending.is_none()
+                && inst
+                    .holding
+                    .as_ref()
+                    .is_none_or(|h| h.stop.is_none() && h.target.is_none());
+            if !quiet {
+                self.on_bar(i, c.close_time(), [c.open(), c.high(), c.low(), c.close()]);
+                continue;
+            }
+            // What `on_bar` does when nothing is pending, nothing can exit and no trailing
+            // stop moves (a trailing stop needs the ATR).
+            inst.bar += 1;
+            inst.last_close = c.close();
+            if let Some(h) = &mut inst.holding {
+                h.highest = h.highest.max(c.high());
+            }
+            self.mark(c.close_time());
+        }
+    }
+
     fn on_bar(&mut self, i: usize, ts: UnixNanos, [open, high, low, close]: [f64; 4]) {
         let inst = &mut self.insts[i];
         inst.bar += 1;
@@ -460,6 +493,7 @@ impl PaperTrader {
             .sum()
     }
 
+    #[inline]
     fn mark(&mut self, ts: UnixNanos) {
         let exposure = self.exposure();
         let equity = self.cash_f + exposure;

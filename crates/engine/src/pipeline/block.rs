@@ -11,7 +11,7 @@
 use atalaya_model::{Candle, InstrumentId, Timeframe, UnixNanos};
 use atalaya_ta::Bar;
 
-use super::{Pipeline, Sink, fill_row};
+use super::{Bars, Pipeline, Sink, fill_row};
 use crate::rules::{BAR_FIELDS, FIRST_INDICATOR, Rule};
 
 /// Blocks hold at most this many bars, so their rows of values stay in the core's caches.
@@ -126,6 +126,15 @@ impl Pipeline {
         n
     }
 
+    /// Hands a run of closed bars to the sink, numbered in order.
+    #[inline]
+    fn emit_bars<S: Sink>(&mut self, sink: &mut S, bars: &Bars) {
+        if !bars.is_empty() {
+            sink.bars(self.out_seq, self.source, bars);
+            self.out_seq += bars.len() as u64;
+        }
+    }
+
     /// Analyses a block that [`block_len`](Self::block_len) accepted.
     fn run_block<S: Sink>(&mut self, sink: &mut S, candles: &[(Candle, UnixNanos)]) {
         let Some((first, _)) = candles.first() else {
@@ -183,21 +192,37 @@ impl Pipeline {
         self.stats.events += count;
         self.stats.candles_in += count;
         self.stats.candles_out += count;
-        let mut hits = b.hits.iter().peekable();
-        for (i, (((c, ts_received), row), bar)) in candles
-            .iter()
-            .zip(rows.chunks_exact_mut(w))
-            .zip(&b.bars)
-            .enumerate()
-        {
-            sink.bar(self.out_seq, *ts_received, self.source, c);
-            self.out_seq += 1;
-            if analyse {
+        if analyse {
+            let mut hits = b.hits.iter().peekable();
+            for (i, (((c, ts_received), row), bar)) in candles
+                .iter()
+                .zip(rows.chunks_exact_mut(w))
+                .zip(&b.bars)
+                .enumerate()
+            {
+                sink.bar(self.out_seq, *ts_received, self.source, c);
+                self.out_seq += 1;
                 self.analyse(sink, inst, k, c, *bar, row, *ts_received, !ahead);
+                while let Some(&(_, r)) = hits.next_if(|(at, _)| *at as usize == i) {
+                    self.rule_hit(sink, r as usize, row, id, tf, c.close_time(), *ts_received);
+                }
             }
-            while let Some(&(_, r)) = hits.next_if(|(at, _)| *at as usize == i) {
-                self.rule_hit(sink, r as usize, row, id, tf, c.close_time(), *ts_received);
+        } else {
+            // Nothing to analyse per bar: the bars go out in runs, each ended by a bar with
+            // rule hits, whose signals follow it.
+            let mut from = 0;
+            let mut hits = b.hits.iter().peekable();
+            while let Some(&&(at, _)) = hits.peek() {
+                let at = at as usize;
+                self.emit_bars(sink, &candles[from..=at]);
+                let (c, ts_received) = &candles[at];
+                let row = &rows[at * w..(at + 1) * w];
+                while let Some(&(_, r)) = hits.next_if(|(h, _)| *h as usize == at) {
+                    self.rule_hit(sink, r as usize, row, id, tf, c.close_time(), *ts_received);
+                }
+                from = at + 1;
             }
+            self.emit_bars(sink, &candles[from..]);
         }
         // The block's bars are in time order: the last one closes it.
         if let Some((last, _)) = candles.last() {
