@@ -11,8 +11,10 @@
 //! ```
 //!
 //! Stages: `iterate` (read the envelopes), `pipeline` (the crossover's pipeline alone),
-//! `metrics` (one curve's metrics), `crossover` (the whole SMA(50/200) backtest, as the
-//! `crossover` bench), `default` (the default pipeline's backtest), `none`.
+//! `metrics` (one curve's metrics), `crossover` (the whole SMA(50/200) backtest over a vector
+//! of envelopes, as the `crossover` bench), `cli` (the same backtest fed as `atalaya backtest`
+//! feeds it, envelopes made on the fly from the loaded bars), `default` (the default
+//! pipeline's backtest), `none`.
 
 use std::path::Path;
 use std::time::Instant;
@@ -51,10 +53,8 @@ fn main() {
     };
     let series = [load(Path::new(&path), &opts).expect("load the CSV")];
     // As `atalaya backtest` feeds them.
-    let envs: Vec<Envelope<Event>> = merge(&series, None, None)
-        .expect("merge")
-        .envelopes()
-        .collect();
+    let merged = merge(&series, None, None).expect("merge");
+    let envs: Vec<Envelope<Event>> = merged.envelopes().collect();
     let only = std::env::args().nth(1).unwrap_or_default();
     let on = |n: &str| only.is_empty() || only.split(',').any(|o| o == n);
     let reps: usize = std::env::var("REPS")
@@ -101,6 +101,16 @@ fn main() {
     if on("crossover") {
         time("crossover", reps, || {
             run(&cross, &[id], envs.iter(), &mut |_| {})
+                .expect("backtest")
+                .trades
+                .len()
+        });
+    }
+    if on("cli") {
+        // The crossover fed as `atalaya backtest` feeds it: envelopes made on the fly from the
+        // loaded bars, not read from a vector of envelopes.
+        time("cli", reps, || {
+            run(&cross, &[id], merged.envelopes(), &mut |_| {})
                 .expect("backtest")
                 .trades
                 .len()
