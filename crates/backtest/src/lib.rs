@@ -403,32 +403,14 @@ mod tests {
 
     const H: i64 = 3_600_000_000_000;
 
-    /// A random walk of `n` hourly bars with some long trends, so crossings and stops happen.
-    fn walk(seed: u64, n: i64) -> Vec<Envelope<Event>> {
+    /// `n` hourly bars of the test kit's random walk, as envelopes.
+    fn walk(seed: u64, n: usize) -> Vec<Envelope<Event>> {
         let id: InstrumentId = "sim:BTC/USDT".parse().unwrap();
-        let mut s = seed | 1;
-        let mut rnd = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
-        let mut px = 100.0f64;
-        (0..n)
-            .map(|i| {
-                let open = px;
-                let drift = if (i / 150) % 2 == 0 { 0.002 } else { -0.002 };
-                px *= 1.0 + drift + rnd() * 0.03;
-                let c = Candle::new(
-                    id,
-                    Timeframe::H1,
-                    i * H,
-                    [open, open.max(px) * 1.004, open.min(px) * 0.996, px],
-                    1.0,
-                    1,
-                )
-                .unwrap();
-                let src = Symbol::new("t").unwrap();
+        let src = Symbol::new("t").unwrap();
+        atalaya_testkit::walk(n, 0, H / 1_000_000, 100.0, seed, &[])
+            .into_iter()
+            .map(|(t, o, h, l, c, v)| {
+                let c = Candle::new(id, Timeframe::H1, t * 1_000_000, [o, h, l, c], v, 1).unwrap();
                 Envelope::new(0, c.close_time(), c.close_time(), src, Event::Candle(c))
             })
             .collect()
