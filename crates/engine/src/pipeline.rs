@@ -195,8 +195,21 @@ impl Series {
 /// not yet known.
 #[inline]
 fn fill_row(c: &Candle, row: &mut [f64]) {
-    row[..5].copy_from_slice(&[c.open(), c.high(), c.low(), c.close(), c.volume()]);
-    row[5..FIRST_INDICATOR].fill(f64::NAN);
+    row[..BAR_FIELDS.len()].copy_from_slice(&bar_fields(c));
+    row[BAR_FIELDS.len()..FIRST_INDICATOR].fill(f64::NAN);
+}
+
+/// A bar's fields in the order of [`BAR_FIELDS`].
+#[inline]
+fn bar_fields(c: &Candle) -> [f64; 5] {
+    [c.open(), c.high(), c.low(), c.close(), c.volume()]
+}
+
+/// A bar as the indicators read it.
+#[inline]
+fn bar_of(c: &Candle) -> atalaya_ta::Bar {
+    let [open, high, low, close, volume] = bar_fields(c);
+    atalaya_ta::Bar::new(open, high, low, close, volume)
 }
 
 /// The slot of an anomaly kind among the rules' values.
@@ -835,13 +848,7 @@ impl Pipeline {
         self.stats.candles_out += 1;
         sink.bar(self.out_seq, ts_received, self.source, candle);
         self.out_seq += 1;
-        atalaya_ta::Bar::new(
-            candle.open(),
-            candle.high(),
-            candle.low(),
-            candle.close(),
-            candle.volume(),
-        )
+        bar_of(candle)
     }
 
     /// Runs the analysis of a closed bar whose `row` of values holds its fields and its

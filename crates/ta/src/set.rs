@@ -173,6 +173,19 @@ trait Columns: Send {
     }
 }
 
+/// A one-column indicator over a block: each bar's value at `out[i * stride]`, NaN while it
+/// warms up.
+#[inline]
+fn single_block<I>(ind: &mut I, bars: &[Bar], out: &mut [f64], stride: usize)
+where
+    I: Indicator<Output = f64>,
+    I::Input: From<Bar>,
+{
+    for (b, o) in bars.iter().zip(out.iter_mut().step_by(stride.max(1))) {
+        *o = ind.update(I::Input::from(*b)).unwrap_or(f64::NAN);
+    }
+}
+
 struct OnClose<I>(I);
 struct OnBar<I>(I);
 struct Multi<I, F>(I, F);
@@ -185,9 +198,7 @@ impl<I: Indicator<Input = f64, Output = f64> + Send> Columns for OnClose<I> {
         self.0.reset();
     }
     fn update_block(&mut self, _ts: &[i64], bars: &[Bar], out: &mut [f64], stride: usize) {
-        for (b, o) in bars.iter().zip(out.iter_mut().step_by(stride.max(1))) {
-            *o = self.0.update(b.close).unwrap_or(f64::NAN);
-        }
+        single_block(&mut self.0, bars, out, stride);
     }
 }
 
@@ -225,9 +236,7 @@ impl<I: Indicator<Input = Bar, Output = f64> + Send> Columns for OnBar<I> {
         self.0.reset();
     }
     fn update_block(&mut self, _ts: &[i64], bars: &[Bar], out: &mut [f64], stride: usize) {
-        for (b, o) in bars.iter().zip(out.iter_mut().step_by(stride.max(1))) {
-            *o = self.0.update(*b).unwrap_or(f64::NAN);
-        }
+        single_block(&mut self.0, bars, out, stride);
     }
 }
 

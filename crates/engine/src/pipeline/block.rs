@@ -8,10 +8,10 @@
 //! before its bars are analysed; the bars are then emitted and analysed one by one exactly
 //! as [`Pipeline::process_into`] would, so the outputs and counters are the same.
 
-use atalaya_model::{Candle, InstrumentId, Timeframe, UnixNanos};
+use atalaya_model::{Candle, InstrumentId, Timeframe};
 use atalaya_ta::Bar;
 
-use super::{Bars, Pipeline, Sink, fill_row};
+use super::{Bars, Pipeline, Sink, bar_fields, bar_of, fill_row};
 use crate::rules::{BAR_FIELDS, FIRST_INDICATOR, Rule};
 
 /// Blocks hold at most this many bars, so their rows of values stay in the core's caches.
@@ -68,19 +68,21 @@ impl Pipeline {
     /// consecutive bars of one instrument and timeframe (one that no other configured
     /// timeframe is built from) are analysed a block at a time, which is what makes a
     /// backtest over history fast; anything else goes bar by bar.
-    pub fn process_candles_into<S: Sink>(&mut self, candles: &[(Candle, UnixNanos)], sink: &mut S) {
+    pub fn process_candles_into<S: Sink>(&mut self, candles: &Bars, sink: &mut S) {
         let mut i = 0;
         while i < candles.len() {
-            let n = self.block_len(&candles[i..]);
-            if n >= MIN_BLOCK {
-                self.run_block(sink, &candles[i..i + n]);
-                i += n;
-            } else {
-                let (c, ts_received) = &candles[i];
-                self.stats.events += 1;
-                self.stats.candles_in += 1;
-                self.on_candle(sink, c, *ts_received);
-                i += 1;
+            match self.block(&candles[i..]) {
+                Some((inst, k, n)) if n >= MIN_BLOCK => {
+                    self.run_block(sink, inst, k, &candles[i..i + n]);
+                    i += n;
+                }
+                _ => {
+                    let (c, ts_received) = &candles[i];
+                    self.stats.events += 1;
+                    self.stats.candles_in += 1;
+                    self.on_candle(sink, c, *ts_received);
+                    i += 1;
+                }
             }
         }
     }
@@ -104,15 +106,12 @@ impl Pipeline {
         ready.then_some((inst, k))
     }
 
-    /// How many of `candles`, from the first, can be analysed as one block: consecutive bars
-    /// of one series in time order; 0 when the first cannot start a block.
-    fn block_len(&mut self, candles: &[(Candle, UnixNanos)]) -> usize {
-        let Some((first, _)) = candles.first() else {
-            return 0;
-        };
-        if self.block_series(first).is_none() {
-            return 0;
-        }
+    /// The block `candles` start with: the series it feeds (instrument, timeframe) and how
+    /// many of them, from the first, are consecutive bars of it in time order; `None` when the
+    /// first cannot start a block.
+    fn block(&mut self, candles: &Bars) -> Option<(usize, usize, usize)> {
+        let (first, _) = candles.first()?;
+        let (inst, k) = self.block_series(first)?;
         let (id, tf) = (first.instrument(), first.timeframe());
         let mut end = first.close_time();
         let mut n = 1;
@@ -123,7 +122,7 @@ impl Pipeline {
             end = c.close_time();
             n += 1;
         }
-        n
+        Some((inst, k, n))
     }
 
     /// Hands a run of closed bars to the sink, numbered in order.
@@ -135,14 +134,8 @@ impl Pipeline {
         }
     }
 
-    /// Analyses a block that [`block_len`](Self::block_len) accepted.
-    fn run_block<S: Sink>(&mut self, sink: &mut S, candles: &[(Candle, UnixNanos)]) {
-        let Some((first, _)) = candles.first() else {
-            return;
-        };
-        let Some((inst, k)) = self.block_series(first) else {
-            return;
-        };
+    /// Analyses a block that [`block`](Self::block) found, of series (`inst`, `k`).
+    fn run_block<S: Sink>(&mut self, sink: &mut S, inst: usize, k: usize, candles: &Bars) {
         let s = inst * self.timeframes.len() + k;
         let (id, tf): (InstrumentId, Timeframe) = (self.instruments[inst], self.timeframes[k]);
         let mut b = std::mem::take(&mut self.blocks);
@@ -168,10 +161,9 @@ impl Pipeline {
             if analyse {
                 fill_row(c, row);
             } else {
-                row[..5].copy_from_slice(&[c.open(), c.high(), c.low(), c.close(), c.volume()]);
+                row[..BAR_FIELDS.len()].copy_from_slice(&bar_fields(c));
             }
-            b.bars
-                .push(Bar::new(c.open(), c.high(), c.low(), c.close(), c.volume()));
+            b.bars.push(bar_of(c));
             b.ts.push(c.open_time());
         }
         if let Some(set) = &mut self.series[s].set {
