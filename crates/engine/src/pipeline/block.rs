@@ -11,7 +11,8 @@
 use atalaya_model::{Candle, InstrumentId, Timeframe};
 use atalaya_ta::Bar;
 
-use super::{Bars, Pipeline, Sink, bar_fields, bar_of, fill_row};
+use super::series::{bar_fields, bar_of, fill_row};
+use super::{Bars, Pipeline, Sink};
 use crate::rules::{BAR_FIELDS, FIRST_INDICATOR, Rule};
 
 /// Blocks hold at most this many bars, so their rows of values stay in the core's caches.
