@@ -143,8 +143,42 @@ struct Hold {
 
 impl Hold {
     fn value(&self) -> f64 {
-        self.idle + self.legs.iter().map(|(_, u, px)| u * px).sum::<f64>()
+        self.idle + self.legs.iter().fold(0.0, |a, (_, u, px)| a + u * px)
     }
+
+    /// [`on_close`](Self::on_close) with each bar of `run` in turn, the value after each
+    /// pushed to `out`, except that the first `replaced` bars' values replace its last one.
+    fn on_run(&mut self, run: &Bars, replaced: usize, out: &mut Vec<f64>) {
+        let mut k = 0;
+        while let Some((c, _)) = run.get(k) {
+            self.on_close(c.instrument(), c.close());
+            let v = self.value();
+            match out.last_mut() {
+                Some(slot) if k < replaced => *slot = v,
+                _ => out.push(v),
+            }
+            k += 1;
+            if k >= replaced
+                && let [leg] = self.legs.as_mut_slice()
+                && leg.0 == c.instrument()
+            {
+                // The only leg: its instrument's next closes give the value alone, as
+                // `value` sums it.
+                let (id, units, idle) = (leg.0, leg.1, self.idle);
+                let n = run[k..]
+                    .iter()
+                    .position(|(d, _)| d.instrument() != id)
+                    .unwrap_or(run.len() - k);
+                let same = &run[k..k + n];
+                out.extend(same.iter().map(|(d, _)| idle + (0.0 + units * d.close())));
+                if let Some((d, _)) = same.last() {
+                    leg.2 = d.close();
+                }
+                k += n;
+            }
+        }
+    }
+
     #[inline]
     fn on_close(&mut self, id: InstrumentId, close: f64) {
         match self.legs.get_mut(self.last) {
@@ -242,16 +276,9 @@ impl Sink for Feed {
             return;
         }
         let before = self.trader.equity().len();
-        self.trader.on_candles(run.iter().map(|(c, _)| c));
+        self.trader.on_candles(run);
         let replaced = run.len() - (self.trader.equity().len() - before);
-        for (k, (c, _)) in run.iter().enumerate() {
-            self.hold.on_close(c.instrument(), c.close());
-            let v = self.hold.value();
-            match self.benchmark.last_mut() {
-                Some(slot) if k < replaced => *slot = v,
-                _ => self.benchmark.push(v),
-            }
-        }
+        self.hold.on_run(run, replaced, &mut self.benchmark);
         self.last_ts = self.last_ts.max(last.close_time());
     }
 }

@@ -20,6 +20,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigIssue;
+use crate::pipeline::Bars;
 use crate::risk::{
     Breaker, BreakerChange, RiskConfig, cap_quantity, correlation, kelly_fraction, raw_quantity,
 };
@@ -422,16 +423,20 @@ impl PaperTrader {
     }
 
     /// Takes closed bars in order with no other output between them: the same as
-    /// [`on_candle`](Self::on_candle) with each in turn. A bar on which nothing is due but
-    /// marking the positions to its close (no order pending, no stop or target to check, no
-    /// ATR or returns kept) is marked in the loop itself, without the general bar's work.
-    pub fn on_candles<'a>(&mut self, candles: impl IntoIterator<Item = &'a Candle>) {
-        for c in candles {
+    /// [`on_candle`](Self::on_candle) with each in turn. Consecutive bars of one instrument on
+    /// which nothing is due but marking the positions to their closes (no order pending, no
+    /// stop or target to check, no ATR or returns kept) are marked in one loop, without the
+    /// general bar's work.
+    pub fn on_candles(&mut self, candles: &Bars) {
+        let mut rest = candles;
+        while let Some(((c, _), tail)) = rest.split_first() {
             if c.timeframe() != self.timeframe {
+                rest = tail;
                 continue;
             }
-            let i = self.index(c.instrument());
-            let inst = &mut self.insts[i];
+            let id = c.instrument();
+            let i = self.index(id);
+            let inst = &self.insts[i];
             let quiet = !self.needs_atr
                 && !self.needs_returns
                 && inst.pending.is_none()
@@ -441,16 +446,89 @@ impl PaperTrader {
                     .is_none_or(|h| h.stop.is_none() && h.target.is_none());
             if !quiet {
                 self.on_bar(i, c.close_time(), [c.open(), c.high(), c.low(), c.close()]);
+                rest = tail;
                 continue;
             }
-            // What `on_bar` does when nothing is pending, nothing can exit and no trailing
-            // stop moves (a trailing stop needs the ATR).
-            inst.bar += 1;
-            inst.last_close = c.close();
-            if let Some(h) = &mut inst.holding {
-                h.highest = h.highest.max(c.high());
+            // Marking changes none of what made these bars quiet: the run lasts while the
+            // instrument does.
+            let n = rest
+                .iter()
+                .position(|(d, _)| d.instrument() != id || d.timeframe() != self.timeframe)
+                .unwrap_or(rest.len());
+            self.mark_run(i, &rest[..n]);
+            rest = &rest[n..];
+        }
+    }
+
+    /// What [`on_bar`](Self::on_bar) does over `run`, bars of instrument `i` with nothing
+    /// pending, nothing that can exit and no trailing stop to move (a trailing stop needs the
+    /// ATR): each bar is counted, raises the position's highest price and marks the
+    /// portfolio to its close.
+    fn mark_run(&mut self, i: usize, run: &Bars) {
+        let Some((last, _)) = run.last() else {
+            return;
+        };
+        let alone = self
+            .insts
+            .iter()
+            .enumerate()
+            .all(|(j, inst)| j == i || inst.holding.is_none());
+        let inst = &mut self.insts[i];
+        inst.bar += run.len() as u64;
+        inst.last_close = last.close();
+        let qty = inst.holding.as_ref().map(|h| h.qty_f);
+        if let Some(h) = &mut inst.holding {
+            h.highest = run.iter().fold(h.highest, |m, (c, _)| m.max(c.high()));
+        }
+        if !alone {
+            // Other positions are marked too: the exposure is their sum, in the instruments'
+            // order, at every bar.
+            for (c, _) in run {
+                self.insts[i].last_close = c.close();
+                self.mark(c.close_time());
             }
-            self.mark(c.close_time());
+            return;
+        }
+        // This instrument's position (if any) is the whole exposure, as `exposure` sums it.
+        let cash = self.cash_f;
+        let point = |c: &Candle| {
+            let exposure = qty.map_or(0.0, |q| 0.0 + q * c.close());
+            EquityPoint {
+                ts: c.close_time(),
+                equity: cash + exposure,
+                exposure,
+            }
+        };
+        let mut rest = run;
+        // A bar closing with the last point (another instrument's) replaces it.
+        while let Some(((c, _), tail)) = rest.split_first()
+            && self.equity.last().is_some_and(|p| p.ts == c.close_time())
+        {
+            let p = point(c);
+            self.mark_at(p.ts, p.equity, p.exposure);
+            rest = tail;
+        }
+        if !rest
+            .windows(2)
+            .all(|w| w[0].0.close_time() != w[1].0.close_time())
+        {
+            // Bars repeating a close time replace each other's points: one at a time.
+            for (c, _) in rest {
+                let p = point(c);
+                self.mark_at(p.ts, p.equity, p.exposure);
+            }
+            return;
+        }
+        // Every bar makes a new point: they go in at once, then the breaker sees each in
+        // turn, as `mark_at` shows it each (nothing else reads either in between).
+        let from = self.equity.len();
+        self.equity.extend(rest.iter().map(|(c, _)| point(c)));
+        for k in from..self.equity.len() {
+            self.bars += 1;
+            let p = self.equity[k];
+            if let Some(change) = self.breaker.update(&self.risk, self.bars, p.equity) {
+                self.breaker_note(p.ts, change, p.equity);
+            }
         }
     }
 
@@ -490,13 +568,19 @@ impl PaperTrader {
         self.insts
             .iter()
             .filter_map(|i| i.holding.as_ref().map(|h| h.qty_f * i.last_close))
-            .sum()
+            .fold(0.0, |a, x| a + x)
     }
 
     #[inline]
     fn mark(&mut self, ts: UnixNanos) {
         let exposure = self.exposure();
-        let equity = self.cash_f + exposure;
+        self.mark_at(ts, self.cash_f + exposure, exposure);
+    }
+
+    /// Marks the portfolio at `ts` to `equity`, `exposure` of it in positions: a new point,
+    /// or the last one replaced when it has the same time (another instrument's bar).
+    #[inline]
+    fn mark_at(&mut self, ts: UnixNanos, equity: f64, exposure: f64) {
         let point = EquityPoint {
             ts,
             equity,
@@ -905,6 +989,7 @@ mod tests {
     use super::*;
     use crate::risk::Sizing;
     use atalaya_model::{Candle, Signal, Symbol};
+    use proptest::prelude::*;
 
     const H: i64 = 3_600_000_000_000;
 
@@ -1071,5 +1156,108 @@ mod tests {
                 .iter()
                 .any(|a| a.action == "refuse" && a.reason.contains("breaker"))
         );
+    }
+
+    /// One step of a generated feed: an instrument (0 or 1), a run of that many bars with
+    /// their moves, whether the run's first bar repeats the last bar's close time (as
+    /// another instrument's bar at the same time does) and whether a bar inside the run is
+    /// repeated, and the signal after the run (-1, 0 or 1).
+    type Step = (usize, Vec<f64>, bool, bool, i8);
+
+    fn steps() -> impl Strategy<Value = Vec<Step>> {
+        prop::collection::vec(
+            (
+                0usize..2,
+                prop::collection::vec(-0.06f64..0.06, 1..12),
+                prop::bool::weighted(0.2),
+                prop::bool::weighted(0.1),
+                -1i8..=1,
+            ),
+            1..40,
+        )
+    }
+
+    /// A run of bars and the signal after it.
+    type Fed = (Vec<(Candle, UnixNanos)>, Option<Envelope<Event>>);
+
+    /// The runs and signals of `steps`, two instruments' bars on one clock.
+    fn feed(steps: &[Step]) -> Vec<Fed> {
+        let ids: [InstrumentId; 2] = [id(), "sim:ETH/USDT".parse().unwrap()];
+        let mut price = [100.0f64, 20.0];
+        let mut next = 0i64;
+        steps
+            .iter()
+            .map(|(k, moves, same_time, repeat, sig)| {
+                if *same_time {
+                    next = (next - 1).max(0);
+                }
+                let mut run = Vec::new();
+                for (j, m) in moves.iter().enumerate() {
+                    let o = price[*k];
+                    price[*k] *= 1.0 + m;
+                    let p = price[*k];
+                    let ohlc = [o, o.max(p) * 1.02, o.min(p) * 0.97, p];
+                    let c = Candle::new(ids[*k], Timeframe::H1, next * H, ohlc, 1.0, 1).unwrap();
+                    run.push((c, c.close_time()));
+                    if *repeat && j == moves.len() / 2 {
+                        run.push((c, c.close_time()));
+                    }
+                    next += 1;
+                }
+                let at = run.last().map(|(c, _)| c.close_time()).unwrap_or(0);
+                let signal = (*sig != 0).then(|| {
+                    let s = Signal::new(ids[*k], Timeframe::H1, "rule.t", f64::from(*sig), "test")
+                        .unwrap();
+                    env(at, Event::Signal(Box::new(s)))
+                });
+                (run, signal)
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Runs of bars give the trader the state of the same bars one at a time: quiet runs
+        /// (marked in one loop, alone or beside another position, with the breaker watching)
+        /// and guarded ones (stops, targets and a trailing stop: bar by bar).
+        #[test]
+        fn runs_of_bars_give_what_bars_one_at_a_time_give(steps in steps(), guarded in any::<bool>()) {
+            let mut one = PaperTrader::new(
+                PortfolioConfig { slippage_bps: 5.0, fill: FillAt::Close, ..PortfolioConfig::default() },
+                RiskConfig {
+                    // Quiet unless guarded: all-in sizing reads no ATR.
+                    sizing: if guarded { Sizing::FixedFraction } else { Sizing::AllIn },
+                    max_position_fraction: 0.5,
+                    max_open_positions: 2,
+                    max_correlation: 1.0,
+                    stop_atr: if guarded { 1.0 } else { 0.0 },
+                    target_atr: if guarded { 2.0 } else { 0.0 },
+                    trailing_atr: if guarded { 1.5 } else { 0.0 },
+                    max_drawdown: 0.04,
+                    breaker_bars: 3,
+                    cooldown_bars: 2,
+                    ..RiskConfig::default()
+                },
+                Timeframe::H1,
+                true,
+            );
+            let mut runs = PaperTrader::new(one.cfg.clone(), one.risk.clone(), Timeframe::H1, true);
+            for (run, signal) in feed(&steps) {
+                for (c, _) in &run {
+                    one.on_candle(c);
+                }
+                runs.on_candles(&run);
+                if let Some(s) = &signal {
+                    one.on_event(s);
+                    runs.on_event(s);
+                }
+            }
+            prop_assert_eq!(format!("{:?}", one.equity()), format!("{:?}", runs.equity()));
+            prop_assert_eq!(format!("{:?}", one.trades()), format!("{:?}", runs.trades()));
+            prop_assert_eq!(format!("{:?}", one.audit()), format!("{:?}", runs.audit()));
+            prop_assert_eq!(format!("{:?}", one.insts), format!("{:?}", runs.insts));
+            prop_assert_eq!((one.bars, one.cash), (runs.bars, runs.cash));
+        }
     }
 }

@@ -584,6 +584,28 @@ fn crossing(above: bool, va: f64, vb: f64) -> (bool, bool) {
     }
 }
 
+/// A single crossing of columns `a` and `b` (both within `stride`) over the rows of a
+/// block, `was` the state before the first: calls `hit(i)` where it crosses and returns
+/// the state after the last row.
+#[inline]
+fn cross_rows<const ABOVE: bool>(
+    rows: &[f64],
+    stride: usize,
+    a: usize,
+    b: usize,
+    mut was: bool,
+    mut hit: impl FnMut(usize),
+) -> bool {
+    for (i, row) in rows.chunks_exact(stride).enumerate() {
+        let (now, before) = crossing(ABOVE, row[a], row[b]);
+        if now && was {
+            hit(i);
+        }
+        was = before;
+    }
+    was
+}
+
 /// One fused crossing step: `a` crosses `b` now, given the previous bar's state, which is
 /// updated.
 #[inline]
@@ -769,20 +791,15 @@ impl Rule {
             && let Some(p) = state.get_mut(k as usize)
         {
             let (a, slot_b) = (a as usize, slot_b as usize);
-            let mut was = truth(*p);
-            // The two columns, read with one bounds check per row for both.
-            let span = a.max(slot_b);
-            for (i, row) in rows.chunks_exact(stride).enumerate() {
-                let (va, vb) = match row.get(..=span) {
-                    Some(r) => (r[a], r[slot_b]),
-                    None => (f64::NAN, f64::NAN),
-                };
-                let (now, before) = crossing(above, va, vb);
-                if now && was {
-                    hit(i);
-                }
-                was = before;
-            }
+            let was = truth(*p);
+            let was = if a.max(slot_b) >= stride {
+                // Columns outside the rows read as missing: nothing crosses.
+                rows.chunks_exact(stride).fold(was, |_, _| false)
+            } else if above {
+                cross_rows::<true>(rows, stride, a, slot_b, was, hit)
+            } else {
+                cross_rows::<false>(rows, stride, a, slot_b, was, hit)
+            };
             *p = b(was);
             return;
         }

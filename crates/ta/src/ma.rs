@@ -23,6 +23,46 @@ impl Sma {
     }
 }
 
+impl Sma {
+    /// [`update`](Indicator::update) with `input(x)` of each of `xs` in turn, each output (NaN
+    /// while warming up) written to `out[i * stride]` (as far as `out` reaches): once the
+    /// window is full, the loop keeps the running sum and the ring's head in registers and
+    /// reads and replaces the oldest value in one place (the same arithmetic in the same
+    /// order).
+    pub(crate) fn update_strided<T>(
+        &mut self,
+        xs: &[T],
+        input: impl Fn(&T) -> f64,
+        out: &mut [f64],
+        stride: usize,
+    ) {
+        let stride = stride.max(1);
+        let rows = xs.len().min(out.len().div_ceil(stride));
+        let mut i = 0;
+        while i < rows && !self.ring.is_full() {
+            out[i * stride] = self.update(input(&xs[i])).unwrap_or(f64::NAN);
+            i += 1;
+        }
+        let n = self.period as f64;
+        let (mut sum, mut head) = (self.sum, self.ring.head);
+        let buf = &mut self.ring.buf[..];
+        for (k, x) in xs[i..rows].iter().enumerate() {
+            // `update`: the new value is added, replaces the oldest (full, the ring's head)
+            // and the head moves on to the next oldest, which leaves the sum.
+            let x = input(x);
+            sum += x;
+            buf[head] = x;
+            head += 1;
+            if head == buf.len() {
+                head = 0;
+            }
+            out[(i + k) * stride] = sum / n;
+            sum -= buf[head];
+        }
+        (self.sum, self.ring.head) = (sum, head);
+    }
+}
+
 impl Indicator for Sma {
     type Input = f64;
     type Output = f64;

@@ -187,6 +187,8 @@ where
 }
 
 struct OnClose<I>(I);
+/// The SMA of the close, with its own block loop.
+struct SmaClose(Sma);
 struct OnBar<I>(I);
 struct Multi<I, F>(I, F);
 
@@ -199,6 +201,18 @@ impl<I: Indicator<Input = f64, Output = f64> + Send> Columns for OnClose<I> {
     }
     fn update_block(&mut self, _ts: &[i64], bars: &[Bar], out: &mut [f64], stride: usize) {
         single_block(&mut self.0, bars, out, stride);
+    }
+}
+
+impl Columns for SmaClose {
+    fn update(&mut self, _ts: i64, bar: &Bar, out: &mut [f64]) {
+        out[0] = self.0.update(bar.close).unwrap_or(f64::NAN);
+    }
+    fn reset(&mut self) {
+        self.0.reset();
+    }
+    fn update_block(&mut self, _ts: &[i64], bars: &[Bar], out: &mut [f64], stride: usize) {
+        self.0.update_strided(bars, |b| b.close, out, stride);
     }
 }
 
@@ -330,7 +344,7 @@ impl Spec {
         let p = &self.params;
         let n = |i: usize| p.get(i).map_or(1, |x| *x as usize);
         match self.name.as_str() {
-            "sma" => Box::new(OnClose(Sma::new(n(0)))),
+            "sma" => Box::new(SmaClose(Sma::new(n(0)))),
             "ema" => Box::new(OnClose(Ema::new(n(0)))),
             "wma" => Box::new(OnClose(Wma::new(n(0)))),
             "dema" => Box::new(OnClose(Dema::new(n(0)))),
