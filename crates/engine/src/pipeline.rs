@@ -828,9 +828,8 @@ impl Pipeline {
     ) {
         let rule = &self.rules[r];
         let reason = rule.explain(row);
-        let name = format!("rule.{}", rule.name());
         let direction = rule.action().direction();
-        if let Ok(sig) = Signal::new(id, tf, name, direction, reason) {
+        if let Ok(sig) = Signal::new(id, tf, rule.signal_name(), direction, reason) {
             self.stats.rule_hits += 1;
             self.emit(sink, close_time, ts_received, Event::Signal(Box::new(sig)));
         }

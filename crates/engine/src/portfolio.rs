@@ -519,10 +519,20 @@ impl PaperTrader {
             }
             return;
         }
-        // Every bar makes a new point: they go in at once, then the breaker sees each in
-        // turn, as `mark_at` shows it each (nothing else reads either in between).
+        // Every bar makes a new point: they go in at once, then the breaker sees them, at once
+        // when they cannot move it but for its peak, else each in turn as `mark_at` shows it
+        // each (nothing else reads either in between).
         let from = self.equity.len();
-        self.equity.extend(rest.iter().map(|(c, _)| point(c)));
+        let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+        self.equity.extend(rest.iter().map(|(c, _)| {
+            let p = point(c);
+            (low, high) = (low.min(p.equity), high.max(p.equity));
+            p
+        }));
+        if self.breaker.skip_run(&self.risk, low, high) {
+            self.bars += rest.len() as u64;
+            return;
+        }
         for k in from..self.equity.len() {
             self.bars += 1;
             let p = self.equity[k];

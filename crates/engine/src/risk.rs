@@ -302,6 +302,25 @@ impl Breaker {
         None
     }
 
+    /// [`update`](Self::update) with each equity of a run at once, when none of them can
+    /// change the breaker: it is not paused and the run's lowest equity `low` stays above the
+    /// trip level of the highest peak the run reaches (each point's own level is no higher).
+    /// Then only the peak moves, to the run's highest equity `high`, and it returns `true`;
+    /// otherwise nothing changes and the run goes point by point.
+    pub fn skip_run(&mut self, cfg: &RiskConfig, low: f64, high: f64) -> bool {
+        let keep = 1.0 - cfg.max_drawdown;
+        if self.paused_until.is_some() || self.peak <= 0.0 || keep.is_nan() || keep < 0.0 {
+            return false;
+        }
+        let peak = self.peak.max(high);
+        if low > peak * keep * (1.0 + 1e-9) {
+            self.peak = peak;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Whether new entries are paused.
     pub fn paused(&self) -> bool {
         self.paused_until.is_some()
@@ -377,6 +396,38 @@ mod tests {
     }
 
     proptest! {
+        /// A run the breaker skips leaves it as updating it point by point does, and point by
+        /// point nothing happens on it; a run it does not skip is left untouched.
+        #[test]
+        fn a_skipped_run_changes_the_breaker_as_each_point_would(
+            start in prop::collection::vec(1.0f64..200.0, 0..8),
+            run in prop::collection::vec(1.0f64..200.0, 1..30),
+            max_drawdown in 0.01f64..=1.0,
+        ) {
+            let cfg = RiskConfig { max_drawdown, breaker_bars: 3, ..RiskConfig::default() };
+            let mut b = Breaker::default();
+            for (k, e) in start.iter().enumerate() {
+                b.update(&cfg, k as u64 + 1, *e);
+            }
+            let before = b.clone();
+            let low = run.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = run.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mut skipped = b.clone();
+            let skips = skipped.skip_run(&cfg, low, high);
+            let mut each = b;
+            let changes: Vec<_> = run
+                .iter()
+                .enumerate()
+                .filter_map(|(k, e)| each.update(&cfg, (start.len() + k) as u64 + 1, *e))
+                .collect();
+            if skips {
+                prop_assert!(changes.is_empty());
+                prop_assert_eq!(skipped, each);
+            } else {
+                prop_assert_eq!(skipped, before);
+            }
+        }
+
         #[test]
         fn caps_are_never_exceeded(
             equity in 1.0f64..1e7,

@@ -562,6 +562,8 @@ impl<R: Resolver> Parser<'_, R> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rule {
     name: String,
+    /// The name of the signals its hits make, `rule.` and its name.
+    signal: String,
     text: String,
     action: RuleAction,
     code: Vec<Instr>,
@@ -670,6 +672,7 @@ impl Rule {
         }
         Ok(Self {
             name: cfg.name.clone(),
+            signal: format!("rule.{}", cfg.name),
             text: text.to_owned(),
             action: cfg.action,
             states: p.states,
@@ -691,6 +694,11 @@ impl Rule {
     /// The rule's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The name of the signals its hits make: `rule.` and its name.
+    pub fn signal_name(&self) -> &str {
+        &self.signal
     }
 
     /// The rule's text.
@@ -812,33 +820,42 @@ impl Rule {
 
     /// The reason written on a hit: the rule and the values it read.
     pub fn explain(&self, values: &[f64]) -> String {
-        let parts: Vec<String> = self
-            .names
-            .iter()
-            .map(|(n, s)| {
-                let v = values.get(*s as usize).copied().unwrap_or(f64::NAN);
-                format!("{n}={}", fmt_value(v))
-            })
-            .collect();
-        if parts.is_empty() {
-            format!("rule {} held: {}", self.name, self.text)
-        } else {
-            format!(
-                "rule {} held: {} ({})",
-                self.name,
-                self.text,
-                parts.join(", ")
-            )
+        // Written into one string: a hit's reason is made on every trade of a backtest.
+        let mut out = String::with_capacity(24 + self.name.len() + self.text.len() * 2);
+        out.push_str("rule ");
+        out.push_str(&self.name);
+        out.push_str(" held: ");
+        out.push_str(&self.text);
+        for (k, (n, s)) in self.names.iter().enumerate() {
+            out.push_str(if k == 0 { " (" } else { ", " });
+            out.push_str(n);
+            out.push('=');
+            write_value(
+                &mut out,
+                values.get(*s as usize).copied().unwrap_or(f64::NAN),
+            );
         }
+        if !self.names.is_empty() {
+            out.push(')');
+        }
+        out
     }
 }
 
-fn fmt_value(v: f64) -> String {
+/// Appends `v`: whole numbers without decimals, others to six decimals without trailing
+/// zeros.
+fn write_value(out: &mut String, v: f64) {
+    use std::fmt::Write as _;
+    // Writing to a `String` cannot fail.
     if v.is_finite() && v == v.trunc() && v.abs() < 1e15 {
-        format!("{v:.0}")
+        let _ = write!(out, "{v:.0}");
     } else {
-        let s = format!("{v:.6}");
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        let start = out.len();
+        let _ = write!(out, "{v:.6}");
+        if out[start..].contains('.') {
+            let end = out.trim_end_matches('0').trim_end_matches('.').len();
+            out.truncate(end.max(start));
+        }
     }
 }
 
