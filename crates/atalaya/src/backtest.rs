@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use atalaya_backtest::{Backtest, Metrics, Settings, run, write_reports};
+use atalaya_backtest::{Backtest, Metrics, Settings, run_bars, write_reports};
 use atalaya_model::InstrumentId;
 use atalaya_sources::replay;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -68,9 +68,17 @@ pub fn backtest(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let t0 = Instant::now();
-    let bt = run(&settings, &instruments, merged.envelopes(), &mut |n| {
-        pb.set_position(n);
-    })
+    let mut progress = |n| pb.set_position(n);
+    // One file's bars go straight from the loaded series; several are read in merged order.
+    let bt = match merged.in_one_series() {
+        Some(bars) => run_bars(
+            &settings,
+            &instruments,
+            bars.iter().map(|c| (*c, c.close_time())),
+            &mut progress,
+        ),
+        None => run_bars(&settings, &instruments, merged.bars(), &mut progress),
+    }
     .context("backtest")?;
     let seconds = t0.elapsed().as_secs_f64();
     pb.finish_and_clear();

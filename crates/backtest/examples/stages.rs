@@ -13,14 +13,14 @@
 //! Stages: `iterate` (read the envelopes), `pipeline` (the crossover's pipeline alone),
 //! `metrics` (one curve's metrics), `crossover` (the whole SMA(50/200) backtest over a vector
 //! of envelopes, as the `crossover` bench), `cli` (the same backtest fed as `atalaya backtest`
-//! feeds it, envelopes made on the fly from the loaded bars), `default` (the default
+//! feeds it: the loaded file's bars, no envelopes), `default` (the default
 //! pipeline's backtest), `none`.
 
 use std::path::Path;
 use std::time::Instant;
 
 use atalaya_backtest::strategies::sma_crossover;
-use atalaya_backtest::{Settings, metrics, run};
+use atalaya_backtest::{Settings, metrics, run, run_bars};
 use atalaya_engine::{PaperTrader, Pipeline};
 use atalaya_model::{Envelope, Event, InstrumentId, Timeframe};
 use atalaya_sources::replay::{LoadOptions, load, merge};
@@ -107,13 +107,19 @@ fn main() {
         });
     }
     if on("cli") {
-        // The crossover fed as `atalaya backtest` feeds it: envelopes made on the fly from the
-        // loaded bars, not read from a vector of envelopes.
+        // The crossover fed as `atalaya backtest` feeds it: the loaded file's bars, not a
+        // vector of envelopes.
+        let bars = merged.in_one_series().expect("one series");
         time("cli", reps, || {
-            run(&cross, &[id], merged.envelopes(), &mut |_| {})
-                .expect("backtest")
-                .trades
-                .len()
+            run_bars(
+                &cross,
+                &[id],
+                bars.iter().map(|c| (*c, c.close_time())),
+                &mut |_| {},
+            )
+            .expect("backtest")
+            .trades
+            .len()
         });
     }
     if on("default") {

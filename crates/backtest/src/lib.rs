@@ -301,6 +301,29 @@ where
     run_with(settings, instruments, input, progress, true)
 }
 
+/// [`run`] over venue bars alone, each with the time it was received (a replay's bars,
+/// received at their close): the same backtest as their envelopes give, without making
+/// them. `progress` is called with the number of bars done every 65,536.
+pub fn run_bars<I>(
+    settings: &Settings,
+    instruments: &[InstrumentId],
+    bars: I,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Backtest, BacktestError>
+where
+    I: IntoIterator<Item = (Candle, UnixNanos)>,
+{
+    let bars = bars.into_iter();
+    let mut d = Driver::new(settings, instruments, bars.size_hint().0)?;
+    for (k, (c, ts_received)) in bars.enumerate() {
+        d.bar(c, ts_received);
+        if k & 0xFFFF == 0xFFFF {
+            progress(k as u64 + 1);
+        }
+    }
+    d.finish(settings, instruments)
+}
+
 /// [`run`], handing the pipeline venue bars in runs (`runs`, as `run` does) or every envelope
 /// on its own (the reference the runs are tested against).
 fn run_with<I>(
@@ -314,93 +337,137 @@ where
     I: IntoIterator,
     I::Item: Borrow<Envelope<Event>>,
 {
-    settings.check()?;
-    let tf = settings.trading_timeframe();
-    let mut pipeline = Pipeline::new(settings.engine.clone())?;
-    // The trader reads the opportunities' numbers, never their factor sentences.
-    pipeline.set_explanations(false);
-    let mut trader = PaperTrader::new(
-        settings.portfolio.clone(),
-        settings.risk.clone(),
-        tf,
-        !settings.engine.rules.is_empty(),
-    );
-    let cash = settings.portfolio.initial_cash.to_f64().unwrap_or(0.0);
-    let n = instruments.len().max(1) as f64;
-    let hold = Hold {
-        fee: settings.portfolio.fee_rate.to_f64().unwrap_or(0.0),
-        idle: cash,
-        per: cash / n,
-        legs: Vec::with_capacity(instruments.len()),
-        last: 0,
-    };
     let input = input.into_iter();
-    let hint = input.size_hint().0;
-    trader.reserve(hint);
-    let mut feed = Feed {
-        trader,
-        hold,
-        benchmark: Vec::with_capacity(hint),
-        tf,
-        trade_from: settings.trade_from,
-        last_ts: UnixNanos::MIN,
-    };
-    // Venue bars go to the pipeline in runs, which it analyses a block at a time (the same
-    // outputs as one by one); anything else ends the run and goes on its own.
-    let mut bars: Vec<(Candle, UnixNanos)> = Vec::with_capacity(BARS_PER_CALL);
+    let mut d = Driver::new(settings, instruments, input.size_hint().0)?;
     for (k, env) in input.enumerate() {
         let env = env.borrow();
         match &env.payload {
-            Event::Candle(c) if runs => {
-                bars.push((*c, env.ts_received));
-                if bars.len() == BARS_PER_CALL {
-                    pipeline.process_candles_into(&bars, &mut feed);
-                    bars.clear();
-                }
-            }
-            _ => {
-                pipeline.process_candles_into(&bars, &mut feed);
-                bars.clear();
-                pipeline.process_into(env, &mut feed);
-            }
+            Event::Candle(c) if runs => d.bar(*c, env.ts_received),
+            _ => d.other(env),
         }
         if k & 0xFFFF == 0xFFFF {
             progress(k as u64 + 1);
         }
     }
-    pipeline.process_candles_into(&bars, &mut feed);
-    let Feed {
-        mut trader,
-        hold,
-        mut benchmark,
-        last_ts,
-        ..
-    } = feed;
-    if trader.equity().is_empty() {
-        return Err(BacktestError::NoBars(tf));
+    d.finish(settings, instruments)
+}
+
+/// The backtest's driving loop: the pipeline, the sink it feeds and the venue bars gathered
+/// for it.
+struct Driver {
+    pipeline: Pipeline,
+    feed: Feed,
+    bars: Vec<(Candle, UnixNanos)>,
+}
+
+impl Driver {
+    /// A backtest of `settings` about to take about `hint` inputs.
+    fn new(
+        settings: &Settings,
+        instruments: &[InstrumentId],
+        hint: usize,
+    ) -> Result<Self, BacktestError> {
+        settings.check()?;
+        let tf = settings.trading_timeframe();
+        let mut pipeline = Pipeline::new(settings.engine.clone())?;
+        // The trader reads the opportunities' numbers, never their factor sentences.
+        pipeline.set_explanations(false);
+        let mut trader = PaperTrader::new(
+            settings.portfolio.clone(),
+            settings.risk.clone(),
+            tf,
+            !settings.engine.rules.is_empty(),
+        );
+        let cash = settings.portfolio.initial_cash.to_f64().unwrap_or(0.0);
+        let n = instruments.len().max(1) as f64;
+        let hold = Hold {
+            fee: settings.portfolio.fee_rate.to_f64().unwrap_or(0.0),
+            idle: cash,
+            per: cash / n,
+            legs: Vec::with_capacity(instruments.len()),
+            last: 0,
+        };
+        trader.reserve(hint);
+        Ok(Self {
+            pipeline,
+            feed: Feed {
+                trader,
+                hold,
+                benchmark: Vec::with_capacity(hint),
+                tf,
+                trade_from: settings.trade_from,
+                last_ts: UnixNanos::MIN,
+            },
+            bars: Vec::with_capacity(BARS_PER_CALL),
+        })
     }
-    trader.close_all(last_ts, "end of the backtest");
-    if let Some(last) = benchmark.last_mut() {
-        *last = hold.idle + (*last - hold.idle) * (1.0 - hold.fee);
+
+    /// Takes a venue bar. Bars go to the pipeline in runs, which it analyses a block at a
+    /// time (the same outputs as one by one).
+    #[inline]
+    fn bar(&mut self, c: Candle, ts_received: UnixNanos) {
+        self.bars.push((c, ts_received));
+        if self.bars.len() == BARS_PER_CALL {
+            self.flush();
+        }
     }
-    let refused = trader.refused();
-    let (trades, equity, audit) = trader.into_parts();
-    let mut m = metrics(&equity, |p| p.equity, cash, Some(&trades), tf);
-    m.exposure = equity.iter().filter(|p| p.exposure > 0.0).count() as f64 / equity.len() as f64;
-    let span = equity.first().zip(equity.last()).map(|(a, b)| (a.ts, b.ts));
-    let bh = metrics::curve_metrics(benchmark.iter().copied(), span, cash, None, tf);
-    Ok(Backtest {
-        timeframe: tf,
-        instruments: instruments.to_vec(),
-        pipeline: pipeline.stats(),
-        metrics: m,
-        buy_and_hold: bh,
-        refused,
-        trades,
-        equity,
-        benchmark,
-        audit,
-    })
+
+    /// Takes any other input: it ends the run of bars and goes on its own.
+    fn other(&mut self, env: &Envelope<Event>) {
+        self.flush();
+        self.pipeline.process_into(env, &mut self.feed);
+    }
+
+    fn flush(&mut self) {
+        self.pipeline
+            .process_candles_into(&self.bars, &mut self.feed);
+        self.bars.clear();
+    }
+
+    /// Closes the positions at the end and measures both curves.
+    fn finish(
+        mut self,
+        settings: &Settings,
+        instruments: &[InstrumentId],
+    ) -> Result<Backtest, BacktestError> {
+        self.flush();
+        let Self { pipeline, feed, .. } = self;
+        let Feed {
+            mut trader,
+            hold,
+            mut benchmark,
+            last_ts,
+            tf,
+            ..
+        } = feed;
+        if trader.equity().is_empty() {
+            return Err(BacktestError::NoBars(tf));
+        }
+        trader.close_all(last_ts, "end of the backtest");
+        if let Some(last) = benchmark.last_mut() {
+            *last = hold.idle + (*last - hold.idle) * (1.0 - hold.fee);
+        }
+        let refused = trader.refused();
+        let (trades, equity, audit) = trader.into_parts();
+        let cash = settings.portfolio.initial_cash.to_f64().unwrap_or(0.0);
+        let mut m = metrics(&equity, |p| p.equity, cash, Some(&trades), tf);
+        m.exposure =
+            equity.iter().filter(|p| p.exposure > 0.0).count() as f64 / equity.len() as f64;
+        let span = equity.first().zip(equity.last()).map(|(a, b)| (a.ts, b.ts));
+        let bh = metrics::curve_metrics(benchmark.iter().copied(), span, cash, None, tf);
+        Ok(Backtest {
+            timeframe: tf,
+            instruments: instruments.to_vec(),
+            pipeline: pipeline.stats(),
+            metrics: m,
+            buy_and_hold: bh,
+            refused,
+            trades,
+            equity,
+            benchmark,
+            audit,
+        })
+    }
 }
 
 /// Points with a time, for [`metrics`].
@@ -492,6 +559,16 @@ mod tests {
                     one.trades.len()
                 );
                 assert_eq!(fingerprint(&one), fingerprint(&runs), "{name} seed {seed}");
+                let bars = input.iter().filter_map(|e| match &e.payload {
+                    Event::Candle(c) => Some((*c, e.ts_received)),
+                    _ => None,
+                });
+                let direct = run_bars(&settings, &[id], bars, &mut |_| {}).unwrap();
+                assert_eq!(
+                    fingerprint(&one),
+                    fingerprint(&direct),
+                    "{name} seed {seed}"
+                );
             }
         }
     }

@@ -467,6 +467,33 @@ impl<'a> Merged<'a> {
         self.series.get(k as usize)?.candles.get(j as usize)
     }
 
+    /// The bars in order, each with the time it is received (its close), as
+    /// [`envelopes`](Self::envelopes) carries them.
+    pub fn bars(&self) -> impl Iterator<Item = (Candle, UnixNanos)> + '_ {
+        self.keys.iter().filter_map(move |&(ts, k, j)| {
+            Some((*self.series.get(k as usize)?.candles.get(j as usize)?, ts))
+        })
+    }
+
+    /// The bars in order as one slice of a single series, when that is what the merge holds
+    /// (one series, its bars in the order it keeps them): a replay of them needs no merge
+    /// keys. Each is received at its close.
+    pub fn in_one_series(&self) -> Option<&'a [Candle]> {
+        let (&(_, k, first), &(_, _, last)) = (self.keys.first()?, self.keys.last()?);
+        let series = self.series.get(k as usize)?;
+        let run = series.candles.get(first as usize..=last as usize)?;
+        let in_order = run.len() == self.keys.len()
+            && self
+                .keys
+                .iter()
+                .zip(run)
+                .enumerate()
+                .all(|(i, (&(ts, kk, j), c))| {
+                    kk == k && j as usize == first as usize + i && ts == c.close_time()
+                });
+        in_order.then_some(run)
+    }
+
     /// The bars as envelopes stamped as received at their close, `seq` counting from 0.
     pub fn envelopes(&self) -> impl Iterator<Item = Envelope<Event>> + '_ {
         self.keys
@@ -643,6 +670,17 @@ mod tests {
         let series = [sa, sb];
         let m = merge(&series, None, None).unwrap();
         let envs: Vec<_> = m.envelopes().collect();
+        // The bars as the envelopes carry them; two series are not one.
+        let bars: Vec<_> = m.bars().collect();
+        assert_eq!(bars.len(), envs.len());
+        for ((c, ts), e) in bars.iter().zip(&envs) {
+            assert_eq!((Event::Candle(*c), *ts), (e.payload.clone(), e.ts_received));
+        }
+        assert!(m.in_one_series().is_none());
+        let one = merge(&series[..1], None, None).unwrap();
+        assert_eq!(one.in_one_series(), Some(&series[0].candles[..]));
+        let late = merge(&series[..1], Some(3_600_000_000_000), None).unwrap();
+        assert_eq!(late.in_one_series(), Some(&series[0].candles[1..]));
         let got: Vec<(i64, String)> = envs
             .iter()
             .map(|e| match &e.payload {
