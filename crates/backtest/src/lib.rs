@@ -22,6 +22,7 @@ use atalaya_model::{Candle, Envelope, Event, InstrumentId, Symbol, Timeframe, Un
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
+use metrics::Pass;
 pub use metrics::{Metrics, drawdowns, metrics};
 pub use report::{equity_svg, trades_csv, write_reports};
 
@@ -213,6 +214,41 @@ struct Feed {
     tf: Timeframe,
     trade_from: Option<UnixNanos>,
     last_ts: UnixNanos,
+    /// The curves' metrics, taken while their points are fresh.
+    measured: Measured,
+}
+
+/// The metrics passes over both curves, taken as their points come: every point but the
+/// last is final (a bar closing at the same time replaces the last, and the end of the
+/// backtest revalues it).
+struct Measured {
+    equity: Pass,
+    exposed: usize,
+    /// Points of the equity curve and the benchmark taken.
+    points: usize,
+    benchmark: Pass,
+    values: usize,
+}
+
+impl Measured {
+    /// Takes the points of `equity` and `benchmark` from those taken up to `keep` before
+    /// their ends.
+    #[inline]
+    fn take(&mut self, equity: &[EquityPoint], benchmark: &[f64], keep: usize) {
+        let upto = equity.len().saturating_sub(keep);
+        if let Some(new) = equity.get(self.points..upto) {
+            for p in new {
+                self.equity.push(p.equity);
+                self.exposed += usize::from(p.exposure > 0.0);
+            }
+            self.points = upto;
+        }
+        let upto = benchmark.len().saturating_sub(keep);
+        if let Some(new) = benchmark.get(self.values..upto) {
+            new.iter().for_each(|v| self.benchmark.push(*v));
+            self.values = upto;
+        }
+    }
 }
 
 impl Feed {
@@ -279,6 +315,7 @@ impl Sink for Feed {
         self.trader.on_candles(run);
         let replaced = run.len() - (self.trader.equity().len() - before);
         self.hold.on_run(run, replaced, &mut self.benchmark);
+        self.measured.take(self.trader.equity(), &self.benchmark, 1);
         self.last_ts = self.last_ts.max(last.close_time());
     }
 }
@@ -397,6 +434,13 @@ impl Driver {
                 tf,
                 trade_from: settings.trade_from,
                 last_ts: UnixNanos::MIN,
+                measured: Measured {
+                    equity: Pass::new(cash),
+                    exposed: 0,
+                    points: 0,
+                    benchmark: Pass::new(cash),
+                    values: 0,
+                },
             },
             bars: Vec::with_capacity(BARS_PER_CALL),
         })
@@ -438,6 +482,7 @@ impl Driver {
             mut benchmark,
             last_ts,
             tf,
+            mut measured,
             ..
         } = feed;
         if trader.equity().is_empty() {
@@ -449,12 +494,18 @@ impl Driver {
         }
         let refused = trader.refused();
         let (trades, equity, audit) = trader.into_parts();
+        measured.take(&equity, &benchmark, 0);
         let cash = settings.portfolio.initial_cash.to_f64().unwrap_or(0.0);
-        let mut m = metrics(&equity, |p| p.equity, cash, Some(&trades), tf);
-        m.exposure =
-            equity.iter().filter(|p| p.exposure > 0.0).count() as f64 / equity.len() as f64;
         let span = equity.first().zip(equity.last()).map(|(a, b)| (a.ts, b.ts));
-        let bh = metrics::curve_metrics(benchmark.iter().copied(), span, cash, None, tf);
+        let Measured {
+            equity: curve,
+            exposed,
+            benchmark: held,
+            ..
+        } = measured;
+        let mut m = metrics::pass_metrics(curve, span, cash, Some(&trades), tf);
+        m.exposure = exposed as f64 / equity.len() as f64;
+        let bh = metrics::pass_metrics(held, span, cash, None, tf);
         Ok(Backtest {
             timeframe: tf,
             instruments: instruments.to_vec(),

@@ -85,8 +85,8 @@ pub fn metrics<P: Timed>(
     curve_metrics(points.iter().map(value), span, initial, trades, tf)
 }
 
-/// The figures of one pass over a curve's values.
-struct Pass {
+/// The figures of one pass over a curve's values, taken a value at a time.
+pub(crate) struct Pass {
     n: usize,
     last: f64,
     /// Sums of the bar returns less the first one, and of their squares (the shift keeps the
@@ -97,44 +97,65 @@ struct Pass {
     /// Sum of the squared negative returns.
     down_sq: f64,
     max_drawdown: f64,
+    /// The running peak and the lowest value since it.
+    peak: f64,
+    low: f64,
 }
 
-/// One pass over the values: bar returns' moments and the maximum drawdown. The drawdown
-/// from a peak is largest at the lowest value before the next peak, so it is divided out
-/// once per new peak, not once per bar.
-fn pass(values: impl Iterator<Item = f64>, initial: f64) -> Pass {
-    let mut p = Pass {
-        n: 0,
-        last: initial,
-        shift: f64::NAN,
-        sum: 0.0,
-        sum_sq: 0.0,
-        down_sq: 0.0,
-        max_drawdown: 0.0,
-    };
-    let (mut peak, mut low) = (initial, initial);
-    let deepest = |peak: f64, low: f64| if peak > 0.0 { 1.0 - low / peak } else { 0.0 };
-    for v in values {
-        let r = if p.last > 0.0 { v / p.last - 1.0 } else { 0.0 };
-        if p.n == 0 {
-            p.shift = r;
-        }
-        p.n += 1;
-        p.last = v;
-        let d = r - p.shift;
-        p.sum += d;
-        p.sum_sq += d * d;
-        let neg = r.min(0.0);
-        p.down_sq += neg * neg;
-        if v > peak {
-            p.max_drawdown = p.max_drawdown.max(deepest(peak, low));
-            (peak, low) = (v, v);
-        } else {
-            low = low.min(v);
+impl Pass {
+    /// A pass over a curve that started from `initial`.
+    pub(crate) fn new(initial: f64) -> Self {
+        Self {
+            n: 0,
+            last: initial,
+            shift: f64::NAN,
+            sum: 0.0,
+            sum_sq: 0.0,
+            down_sq: 0.0,
+            max_drawdown: 0.0,
+            peak: initial,
+            low: initial,
         }
     }
-    p.max_drawdown = p.max_drawdown.max(deepest(peak, low));
-    p
+
+    /// Takes the curve's next value: its bar return's moments, and the drawdown. The drawdown
+    /// from a peak is largest at the lowest value before the next peak, so it is divided out
+    /// once per new peak, not once per value.
+    #[inline]
+    pub(crate) fn push(&mut self, v: f64) {
+        let r = if self.last > 0.0 {
+            v / self.last - 1.0
+        } else {
+            0.0
+        };
+        if self.n == 0 {
+            self.shift = r;
+        }
+        self.n += 1;
+        self.last = v;
+        let d = r - self.shift;
+        self.sum += d;
+        self.sum_sq += d * d;
+        let neg = r.min(0.0);
+        self.down_sq += neg * neg;
+        if v > self.peak {
+            self.max_drawdown = self.max_drawdown.max(deepest(self.peak, self.low));
+            (self.peak, self.low) = (v, v);
+        } else {
+            self.low = self.low.min(v);
+        }
+    }
+
+    /// The figures once every value is in.
+    fn finish(mut self) -> Self {
+        self.max_drawdown = self.max_drawdown.max(deepest(self.peak, self.low));
+        self
+    }
+}
+
+/// The fall from `peak` to `low`.
+fn deepest(peak: f64, low: f64) -> f64 {
+    if peak > 0.0 { 1.0 - low / peak } else { 0.0 }
 }
 
 /// [`metrics`] of a curve given as its values, with the times of its first and last point
@@ -146,7 +167,20 @@ pub(crate) fn curve_metrics(
     trades: Option<&[ClosedTrade]>,
     tf: Timeframe,
 ) -> Metrics {
-    let p = pass(values, initial);
+    let mut p = Pass::new(initial);
+    values.for_each(|v| p.push(v));
+    pass_metrics(p, span, initial, trades, tf)
+}
+
+/// [`curve_metrics`] of the values a [`Pass`] took (all of them, from `initial`).
+pub(crate) fn pass_metrics(
+    p: Pass,
+    span: Option<(UnixNanos, UnixNanos)>,
+    initial: f64,
+    trades: Option<&[ClosedTrade]>,
+    tf: Timeframe,
+) -> Metrics {
+    let p = p.finish();
     let final_equity = p.last;
     let total_return = if initial > 0.0 {
         final_equity / initial - 1.0
