@@ -340,7 +340,7 @@ where
 
 /// [`run`] over venue bars alone, each with the time it was received (a replay's bars,
 /// received at their close): the same backtest as their envelopes give, without making
-/// them. `progress` is called with the number of bars done every 65,536.
+/// them. `progress` is called with the number of bars done about every 65,536.
 pub fn run_bars<I>(
     settings: &Settings,
     instruments: &[InstrumentId],
@@ -350,13 +350,22 @@ pub fn run_bars<I>(
 where
     I: IntoIterator<Item = (Candle, UnixNanos)>,
 {
-    let bars = bars.into_iter();
+    let mut bars = bars.into_iter();
     let mut d = Driver::new(settings, instruments, bars.size_hint().0)?;
-    for (k, (c, ts_received)) in bars.enumerate() {
-        d.bar(c, ts_received);
-        if k & 0xFFFF == 0xFFFF {
-            progress(k as u64 + 1);
+    let mut done = 0u64;
+    loop {
+        // Gathered by `extend`, which fills the buffer in one tight loop when the input knows
+        // its length (a slice of bars).
+        d.bars.extend(bars.by_ref().take(BARS_PER_CALL));
+        let n = d.bars.len() as u64;
+        if n == 0 {
+            break;
         }
+        d.flush();
+        if (done + n) >> 16 > done >> 16 {
+            progress(done + n);
+        }
+        done += n;
     }
     d.finish(settings, instruments)
 }
