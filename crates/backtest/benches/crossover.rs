@@ -1,7 +1,9 @@
 //! Backtest throughput on the peers' 1,000,000-row 1-minute file, already in memory:
 //!
 //! * `sma_50_200_rules`: the SMA(50/200) crossover written as two trading rules, through the
-//!   pipeline and the paper trader (the peers' numpy floor is 42 ms on this machine kind);
+//!   pipeline and the paper trader (the peers' numpy floor is 42 ms on this machine kind), fed
+//!   as envelopes, and `sma_50_200_rules_bars`, fed as `atalaya backtest` feeds one file (its
+//!   loaded bars, `run_bars`);
 //! * `default_pipeline`: the default engine (1m, 5m, 15m and 1h bars, indicators, decision,
 //!   anomaly detection) with the paper trader taking its opportunities.
 //!
@@ -13,7 +15,7 @@
 use std::path::Path;
 
 use atalaya_backtest::strategies::sma_crossover;
-use atalaya_backtest::{Settings, run};
+use atalaya_backtest::{Settings, run, run_bars};
 use atalaya_model::{Candle, Envelope, Event, InstrumentId, Symbol, Timeframe};
 use atalaya_sources::replay::{LoadOptions, load};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -56,8 +58,10 @@ fn candles(id: InstrumentId) -> Vec<Candle> {
 fn bench(c: &mut Criterion) {
     let id: InstrumentId = "binance:BTC/USDT".parse().expect("id");
     let src = Symbol::new("bench").expect("symbol");
-    let envs: Vec<Envelope<Event>> = candles(id)
-        .into_iter()
+    let bars = candles(id);
+    let envs: Vec<Envelope<Event>> = bars
+        .iter()
+        .copied()
         .enumerate()
         .map(|(i, c)| {
             Envelope::new(
@@ -80,6 +84,20 @@ fn bench(c: &mut Criterion) {
                 .expect("backtest")
                 .trades
                 .len()
+        })
+    });
+    // As `atalaya backtest` feeds one file: its loaded bars, no envelopes.
+    g.bench_function("sma_50_200_rules_bars", |b| {
+        b.iter(|| {
+            run_bars(
+                &cross,
+                &[id],
+                bars.iter().map(|c| (*c, c.close_time())),
+                &mut |_| {},
+            )
+            .expect("backtest")
+            .trades
+            .len()
         })
     });
     let mut default = Settings::default();

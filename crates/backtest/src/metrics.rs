@@ -136,13 +136,15 @@ impl Pass {
         let d = r - self.shift;
         self.sum += d;
         self.sum_sq += d * d;
-        let neg = r.min(0.0);
+        // Comparisons rather than `f64::min`, whose NaN handling costs instructions on every
+        // value: the same results (a NaN return counts as no loss, a NaN value is no low).
+        let neg = if r < 0.0 { r } else { 0.0 };
         self.down_sq += neg * neg;
         if v > self.peak {
             self.max_drawdown = self.max_drawdown.max(deepest(self.peak, self.low));
             (self.peak, self.low) = (v, v);
-        } else {
-            self.low = self.low.min(v);
+        } else if v < self.low {
+            self.low = v;
         }
     }
 

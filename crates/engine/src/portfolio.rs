@@ -450,12 +450,21 @@ impl PaperTrader {
                 continue;
             }
             // Marking changes none of what made these bars quiet: the run lasts while the
-            // instrument does.
-            let n = rest
+            // instrument does. Its bars close at distinct times unless two follow with the same
+            // open (one timeframe).
+            let (tf, mut prev, mut distinct) = (self.timeframe, c.open_time(), true);
+            let n = 1 + tail
                 .iter()
-                .position(|(d, _)| d.instrument() != id || d.timeframe() != self.timeframe)
-                .unwrap_or(rest.len());
-            self.mark_run(i, &rest[..n]);
+                .position(|(d, _)| {
+                    if d.instrument() != id || d.timeframe() != tf {
+                        return true;
+                    }
+                    distinct &= d.open_time() != prev;
+                    prev = d.open_time();
+                    false
+                })
+                .unwrap_or(tail.len());
+            self.mark_run(i, &rest[..n], distinct);
             rest = &rest[n..];
         }
     }
@@ -463,8 +472,8 @@ impl PaperTrader {
     /// What [`on_bar`](Self::on_bar) does over `run`, bars of instrument `i` with nothing
     /// pending, nothing that can exit and no trailing stop to move (a trailing stop needs the
     /// ATR): each bar is counted, raises the position's highest price and marks the
-    /// portfolio to its close.
-    fn mark_run(&mut self, i: usize, run: &Bars) {
+    /// portfolio to its close. `distinct`: no two bars of the run close at the same time.
+    fn mark_run(&mut self, i: usize, run: &Bars, distinct: bool) {
         let Some((last, _)) = run.last() else {
             return;
         };
@@ -508,10 +517,7 @@ impl PaperTrader {
             self.mark_at(p.ts, p.equity, p.exposure);
             rest = tail;
         }
-        if !rest
-            .windows(2)
-            .all(|w| w[0].0.close_time() != w[1].0.close_time())
-        {
+        if !distinct {
             // Bars repeating a close time replace each other's points: one at a time.
             for (c, _) in rest {
                 let p = point(c);
@@ -526,7 +532,13 @@ impl PaperTrader {
         let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
         self.equity.extend(rest.iter().map(|(c, _)| {
             let p = point(c);
-            (low, high) = (low.min(p.equity), high.max(p.equity));
+            // Comparisons, not `f64::min`/`max`: a NaN equity is skipped either way.
+            if p.equity < low {
+                low = p.equity;
+            }
+            if p.equity > high {
+                high = p.equity;
+            }
             p
         }));
         if self.breaker.skip_run(&self.risk, low, high) {
