@@ -211,7 +211,7 @@ pub fn optimize(
         trade_from: None,
     };
     let merged = replay::merge(&series, from, to)?;
-    let envs: Vec<_> = merged.envelopes().collect();
+    let bars: Vec<_> = merged.bars().collect();
     let pb = if opts.progress {
         ProgressBar::new(0)
     } else {
@@ -225,7 +225,7 @@ pub fn optimize(
         &settings,
         &cfg.optimize,
         &instruments,
-        &envs,
+        &bars,
         &mut |done, total| {
             pb.set_length(total as u64);
             pb.set_position(done as u64);

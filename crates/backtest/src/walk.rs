@@ -10,14 +10,14 @@
 
 use std::collections::BTreeMap;
 
-use atalaya_engine::{EngineConfig, PortfolioConfig, RiskConfig};
-use atalaya_model::{Envelope, Event, InstrumentId, UnixNanos, format_utc};
+use atalaya_engine::{Bars, EngineConfig, PortfolioConfig, RiskConfig};
+use atalaya_model::{InstrumentId, UnixNanos, format_utc};
 use rayon::prelude::*;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Backtest, BacktestError, Metrics, Settings, metrics, run};
+use crate::{Backtest, BacktestError, Metrics, Settings, metrics, run_bars};
 
 const DAY: i64 = 86_400_000_000_000;
 
@@ -298,10 +298,10 @@ pub struct Deploy {
     pub in_sample: f64,
 }
 
-fn window(envs: &[Envelope<Event>], from: UnixNanos, to: UnixNanos) -> &[Envelope<Event>] {
-    let a = envs.partition_point(|e| e.ts_event <= from);
-    let b = envs.partition_point(|e| e.ts_event <= to);
-    &envs[a..b]
+fn window(bars: &Bars, from: UnixNanos, to: UnixNanos) -> &Bars {
+    let a = bars.partition_point(|(_, t)| *t <= from);
+    let b = bars.partition_point(|(_, t)| *t <= to);
+    &bars[a..b]
 }
 
 fn percentiles(mut xs: Vec<f64>) -> Spread {
@@ -314,13 +314,15 @@ fn percentiles(mut xs: Vec<f64>) -> Spread {
     }
 }
 
-/// Runs the walk-forward optimisation of `base` over `envs` (time-ordered candle envelopes
-/// of `instruments`); `progress` is called with (windows done, windows).
+/// Runs the walk-forward optimisation of `base` over `bars` (venue bars of `instruments`, each
+/// with the time it was received, in that time's order: a replay's bars, received at their
+/// close); `progress` is called with (windows done, windows). Each trial is a [`run_bars`] of
+/// its window.
 pub fn walk_forward(
     base: &Settings,
     cfg: &OptimizeConfig,
     instruments: &[InstrumentId],
-    envs: &[Envelope<Event>],
+    bars: &Bars,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<WalkForward, BacktestError> {
     let bad = |problems: String| BacktestError::Config {
@@ -359,7 +361,7 @@ pub fn walk_forward(
         return Err(bad(e));
     }
     let tf = base.trading_timeframe();
-    let (Some(first), Some(last)) = (envs.first(), envs.last()) else {
+    let (Some(&(_, first)), Some(&(_, last))) = (bars.first(), bars.last()) else {
         return Err(BacktestError::NoBars(tf));
     };
     let warm = tf.nanos() * i64::from(cfg.warmup_bars);
@@ -367,29 +369,29 @@ pub fn walk_forward(
         i64::from(cfg.train_days) * DAY,
         i64::from(cfg.test_days) * DAY,
     );
-    let start = first.ts_event;
+    let start = first;
     let mut bounds = Vec::new();
     let mut t = start;
-    while t + train + test / 2 <= last.ts_event {
-        bounds.push((t, t + train, (t + train + test).min(last.ts_event)));
+    while t + train + test / 2 <= last {
+        bounds.push((t, t + train, (t + train + test).min(last)));
         t += test;
     }
     if bounds.is_empty() {
         return Err(bad(format!(
             "the data spans {:.0} days: too short for a {}-day train and a {}-day test window",
-            (last.ts_event - start) as f64 / DAY as f64,
+            (last - start) as f64 / DAY as f64,
             cfg.train_days,
             cfg.test_days
         )));
     }
     let cash = base.portfolio.initial_cash.to_f64().unwrap_or(1.0);
     let bt = |s: &Settings, from: UnixNanos, to: UnixNanos| -> Option<Backtest> {
-        let slice = window(envs, from - warm, to);
+        let slice = window(bars, from - warm, to);
         let s = Settings {
             trade_from: Some(from),
             ..s.clone()
         };
-        run(&s, instruments, slice.iter(), &mut |_| {}).ok()
+        run_bars(&s, instruments, slice.iter().copied(), &mut |_| {}).ok()
     };
     let search = |rng: &mut Rng, a: UnixNanos, b: UnixNanos| {
         let candidates: Vec<BTreeMap<String, f64>> =
@@ -491,7 +493,7 @@ pub fn walk_forward(
     } else {
         (None, None)
     };
-    let end = last.ts_event;
+    let end = last;
     let deploy = match search(&mut rng, (end - train).max(start), end) {
         (Some((i, v)), _, c) => Some(Deploy {
             train_from: format_utc((end - train).max(start)),

@@ -18,6 +18,17 @@ fn id() -> InstrumentId {
     "sim:BTC/USDT".parse().unwrap()
 }
 
+/// The bars of `series`, each received at its close, as the walk-forward takes them.
+fn received_bars(closes: &[f64]) -> Vec<(Candle, i64)> {
+    series(closes)
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Event::Candle(c) => Some((*c, e.ts_received)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn series(closes: &[f64]) -> Vec<Envelope<Event>> {
     closes
         .iter()
@@ -203,7 +214,7 @@ fn walk_forward_is_deterministic_and_reports_every_window() {
             100.0 + 15.0 * (x / (90.0 + x / 200.0)).sin() + 3.0 * (x * 1.7).sin()
         })
         .collect();
-    let envs = series(&closes);
+    let bars = received_bars(&closes);
     let cfg = OptimizeConfig {
         train_days: 60,
         test_days: 20,
@@ -227,8 +238,8 @@ fn walk_forward_is_deterministic_and_reports_every_window() {
         ],
         ..OptimizeConfig::default()
     };
-    let a = walk_forward(&s, &cfg, &[id()], &envs, &mut |_, _| {}).unwrap();
-    let b = walk_forward(&s, &cfg, &[id()], &envs, &mut |_, _| {}).unwrap();
+    let a = walk_forward(&s, &cfg, &[id()], &bars, &mut |_, _| {}).unwrap();
+    let b = walk_forward(&s, &cfg, &[id()], &bars, &mut |_, _| {}).unwrap();
     assert_eq!(
         serde_json::to_string(&a).unwrap(),
         serde_json::to_string(&b).unwrap()
@@ -250,10 +261,10 @@ fn walk_forward_is_deterministic_and_reports_every_window() {
     // A path that does not exist is named.
     let mut bad = cfg.clone();
     bad.params[0].path = "risk.stop_atrr".into();
-    let e = walk_forward(&s, &bad, &[id()], &envs, &mut |_, _| {}).unwrap_err();
+    let e = walk_forward(&s, &bad, &[id()], &bars, &mut |_, _| {}).unwrap_err();
     assert!(e.to_string().contains("no field `stop_atrr`"), "{e}");
     // Too little data for one window.
-    let short = series(&closes[..24 * 30]);
+    let short = received_bars(&closes[..24 * 30]);
     let e = walk_forward(&s, &cfg, &[id()], &short, &mut |_, _| {}).unwrap_err();
     assert!(e.to_string().contains("too short"), "{e}");
 }
