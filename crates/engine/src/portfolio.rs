@@ -508,25 +508,23 @@ impl PaperTrader {
                 exposure,
             }
         };
+        if !distinct {
+            // Bars repeating a close time replace each other's points: one at a time.
+            for (c, _) in run {
+                self.mark_at(point(c));
+            }
+            return;
+        }
         let mut rest = run;
         // A bar closing with the last point (another instrument's) replaces it.
         while let Some(((c, _), tail)) = rest.split_first()
             && self.equity.last().is_some_and(|p| p.ts == c.close_time())
         {
-            let p = point(c);
-            self.mark_at(p.ts, p.equity, p.exposure);
+            self.mark_at(point(c));
             rest = tail;
         }
-        if !distinct {
-            // Bars repeating a close time replace each other's points: one at a time.
-            for (c, _) in rest {
-                let p = point(c);
-                self.mark_at(p.ts, p.equity, p.exposure);
-            }
-            return;
-        }
         // Every bar makes a new point: they go in at once, then the breaker sees them, at once
-        // when they cannot move it but for its peak, else each in turn as `mark_at` shows it
+        // when they cannot move it but for its peak, else each in turn as `mark_at` counts
         // each (nothing else reads either in between).
         let from = self.equity.len();
         let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -546,11 +544,7 @@ impl PaperTrader {
             return;
         }
         for k in from..self.equity.len() {
-            self.bars += 1;
-            let p = self.equity[k];
-            if let Some(change) = self.breaker.update(&self.risk, self.bars, p.equity) {
-                self.breaker_note(p.ts, change, p.equity);
-            }
+            self.counted(self.equity[k]);
         }
     }
 
@@ -596,27 +590,32 @@ impl PaperTrader {
     #[inline]
     fn mark(&mut self, ts: UnixNanos) {
         let exposure = self.exposure();
-        self.mark_at(ts, self.cash_f + exposure, exposure);
+        self.mark_at(EquityPoint {
+            ts,
+            equity: self.cash_f + exposure,
+            exposure,
+        });
     }
 
-    /// Marks the portfolio at `ts` to `equity`, `exposure` of it in positions: a new point,
-    /// or the last one replaced when it has the same time (another instrument's bar).
+    /// Marks the portfolio with `point`: a new point, or the last one replaced when it has
+    /// the same time (another instrument's bar).
     #[inline]
-    fn mark_at(&mut self, ts: UnixNanos, equity: f64, exposure: f64) {
-        let point = EquityPoint {
-            ts,
-            equity,
-            exposure,
-        };
+    fn mark_at(&mut self, point: EquityPoint) {
         match self.equity.last_mut() {
-            Some(last) if last.ts == ts => *last = point,
+            Some(last) if last.ts == point.ts => *last = point,
             _ => {
                 self.equity.push(point);
-                self.bars += 1;
-                if let Some(change) = self.breaker.update(&self.risk, self.bars, equity) {
-                    self.breaker_note(ts, change, equity);
-                }
+                self.counted(point);
             }
+        }
+    }
+
+    /// A new point of the equity curve: the bar is counted and the breaker sees it.
+    #[inline]
+    fn counted(&mut self, point: EquityPoint) {
+        self.bars += 1;
+        if let Some(change) = self.breaker.update(&self.risk, self.bars, point.equity) {
+            self.breaker_note(point.ts, change, point.equity);
         }
     }
 

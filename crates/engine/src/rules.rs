@@ -801,8 +801,9 @@ impl Rule {
             let (a, slot_b) = (a as usize, slot_b as usize);
             let was = truth(*p);
             let was = if a.max(slot_b) >= stride {
-                // Columns outside the rows read as missing: nothing crosses.
-                rows.chunks_exact(stride).fold(was, |_, _| false)
+                // Columns outside the rows read as missing: nothing crosses, and after any
+                // row the state is "not past".
+                was && rows.len() < stride
             } else if above {
                 cross_rows::<true>(rows, stride, a, slot_b, was, hit)
             } else {

@@ -117,6 +117,24 @@ pub trait Indicator {
     fn reset(&mut self);
     /// How many inputs are consumed before the first output (TA-Lib's lookback).
     fn lookback(&self) -> usize;
+
+    /// [`update`](Self::update) with `input(x)` of each of `xs` in turn, each output (NaN
+    /// while warming up) written to `out[i * stride]`, as far as `out` reaches. A block of
+    /// rows is filled this way; an indicator whose state fits in registers over many inputs
+    /// overrides it with its own loop (the same arithmetic in the same order).
+    fn update_strided<T>(
+        &mut self,
+        xs: &[T],
+        input: impl Fn(&T) -> Self::Input,
+        out: &mut [f64],
+        stride: usize,
+    ) where
+        Self: Sized + Indicator<Output = f64>,
+    {
+        for (x, o) in xs.iter().zip(out.iter_mut().step_by(stride.max(1))) {
+            *o = self.update(input(x)).unwrap_or(f64::NAN);
+        }
+    }
 }
 
 /// Runs `ind` over `input`, writing one output per input (`None` during the warm-up) into

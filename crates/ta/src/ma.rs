@@ -23,13 +23,34 @@ impl Sma {
     }
 }
 
-impl Sma {
-    /// [`update`](Indicator::update) with `input(x)` of each of `xs` in turn, each output (NaN
-    /// while warming up) written to `out[i * stride]` (as far as `out` reaches): once the
-    /// window is full, the loop keeps the running sum and the ring's head in registers and
-    /// reads and replaces the oldest value in one place (the same arithmetic in the same
-    /// order).
-    pub(crate) fn update_strided<T>(
+impl Indicator for Sma {
+    type Input = f64;
+    type Output = f64;
+
+    #[inline]
+    fn update(&mut self, x: f64) -> Option<f64> {
+        self.sum += x;
+        self.ring.push(x);
+        if !self.ring.is_full() {
+            return None;
+        }
+        let out = self.sum / self.period as f64;
+        self.sum -= self.ring.oldest();
+        Some(out)
+    }
+
+    fn reset(&mut self) {
+        self.ring.clear();
+        self.sum = 0.0;
+    }
+
+    fn lookback(&self) -> usize {
+        self.period - 1
+    }
+
+    /// Once the window is full, the loop keeps the running sum and the ring's head in
+    /// registers and reads and replaces the oldest value in one place.
+    fn update_strided<T>(
         &mut self,
         xs: &[T],
         input: impl Fn(&T) -> f64,
@@ -60,32 +81,6 @@ impl Sma {
             sum -= buf[head];
         }
         (self.sum, self.ring.head) = (sum, head);
-    }
-}
-
-impl Indicator for Sma {
-    type Input = f64;
-    type Output = f64;
-
-    #[inline]
-    fn update(&mut self, x: f64) -> Option<f64> {
-        self.sum += x;
-        self.ring.push(x);
-        if !self.ring.is_full() {
-            return None;
-        }
-        let out = self.sum / self.period as f64;
-        self.sum -= self.ring.oldest();
-        Some(out)
-    }
-
-    fn reset(&mut self) {
-        self.ring.clear();
-        self.sum = 0.0;
-    }
-
-    fn lookback(&self) -> usize {
-        self.period - 1
     }
 }
 

@@ -173,38 +173,11 @@ trait Columns: Send {
     }
 }
 
-/// A one-column indicator over a block: each bar's value at `out[i * stride]`, NaN while it
-/// warms up.
-#[inline]
-fn single_block<I>(ind: &mut I, bars: &[Bar], out: &mut [f64], stride: usize)
-where
-    I: Indicator<Output = f64>,
-    I::Input: From<Bar>,
-{
-    for (b, o) in bars.iter().zip(out.iter_mut().step_by(stride.max(1))) {
-        *o = ind.update(I::Input::from(*b)).unwrap_or(f64::NAN);
-    }
-}
-
 struct OnClose<I>(I);
-/// The SMA of the close, with its own block loop.
-struct SmaClose(Sma);
 struct OnBar<I>(I);
 struct Multi<I, F>(I, F);
 
 impl<I: Indicator<Input = f64, Output = f64> + Send> Columns for OnClose<I> {
-    fn update(&mut self, _ts: i64, bar: &Bar, out: &mut [f64]) {
-        out[0] = self.0.update(bar.close).unwrap_or(f64::NAN);
-    }
-    fn reset(&mut self) {
-        self.0.reset();
-    }
-    fn update_block(&mut self, _ts: &[i64], bars: &[Bar], out: &mut [f64], stride: usize) {
-        single_block(&mut self.0, bars, out, stride);
-    }
-}
-
-impl Columns for SmaClose {
     fn update(&mut self, _ts: i64, bar: &Bar, out: &mut [f64]) {
         out[0] = self.0.update(bar.close).unwrap_or(f64::NAN);
     }
@@ -250,7 +223,7 @@ impl<I: Indicator<Input = Bar, Output = f64> + Send> Columns for OnBar<I> {
         self.0.reset();
     }
     fn update_block(&mut self, _ts: &[i64], bars: &[Bar], out: &mut [f64], stride: usize) {
-        single_block(&mut self.0, bars, out, stride);
+        self.0.update_strided(bars, |b| *b, out, stride);
     }
 }
 
@@ -344,7 +317,7 @@ impl Spec {
         let p = &self.params;
         let n = |i: usize| p.get(i).map_or(1, |x| *x as usize);
         match self.name.as_str() {
-            "sma" => Box::new(SmaClose(Sma::new(n(0)))),
+            "sma" => Box::new(OnClose(Sma::new(n(0)))),
             "ema" => Box::new(OnClose(Ema::new(n(0)))),
             "wma" => Box::new(OnClose(Wma::new(n(0)))),
             "dema" => Box::new(OnClose(Dema::new(n(0)))),
