@@ -150,7 +150,7 @@ impl Paper {
                 ts: a.ts,
                 instrument: a.instrument.map(|i| i.to_string()).unwrap_or_default(),
                 action: a.action.clone(),
-                reason: a.reason.clone(),
+                reason: a.reason.to_string(),
             });
         }
         match self.store.write(&batch).await {
@@ -171,18 +171,19 @@ impl Paper {
         new.iter()
             .filter(|a| a.action == "breaker")
             .map(|a| {
-                if a.reason.starts_with("drawdown") {
+                let reason = a.reason.to_string();
+                if reason.starts_with("drawdown") {
                     (
                         AlertPriority::Critical,
                         "Paper portfolio: drawdown breaker tripped".to_owned(),
-                        a.reason.clone(),
+                        reason,
                         a.ts,
                     )
                 } else {
                     (
                         AlertPriority::Low,
                         "Paper portfolio: entries resume".to_owned(),
-                        a.reason.clone(),
+                        reason,
                         a.ts,
                     )
                 }

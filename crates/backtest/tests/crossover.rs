@@ -79,7 +79,7 @@ fn a_toy_crossover_computed_by_hand() {
     let actions: Vec<&str> = bt.audit.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(actions, ["approve", "buy", "sell"]);
     assert!(
-        bt.audit[0].reason.contains(
+        bt.audit[0].reason.to_string().contains(
             "signal: rule golden_cross held: crosses_above(sma_2, sma_4) (sma_2=8.5, sma_4=8)"
         ),
         "{}",

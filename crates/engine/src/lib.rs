@@ -29,7 +29,7 @@ pub use config::{
 pub use error::EngineError;
 pub use pipeline::{Bars, Pipeline, PipelineStats, Sink, sentiment_model};
 pub use portfolio::{
-    AuditEntry, ClosedTrade, EntrySource, EquityPoint, FillAt, PaperTrader, PortfolioConfig,
+    AuditEntry, ClosedTrade, EntrySource, EquityPoint, FillAt, PaperTrader, PortfolioConfig, Reason,
 };
 pub use risk::{RiskConfig, Sizing};
 pub use rules::{Rule, RuleAction, RuleConfig, RuleError};

@@ -21,6 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigIssue;
 use crate::pipeline::Bars;
+pub use reason::Reason;
+
+mod reason;
+
 use crate::risk::{
     Breaker, BreakerChange, RiskConfig, cap_quantity, correlation, kelly_fraction, raw_quantity,
 };
@@ -146,7 +150,7 @@ pub struct AuditEntry {
     /// `approve`, `resize`, `refuse`, `buy`, `sell`, `breaker`.
     pub action: String,
     /// Why, with the numbers.
-    pub reason: String,
+    pub reason: Reason,
 }
 
 /// One point of the equity curve, at a bar's close.
@@ -361,12 +365,18 @@ impl PaperTrader {
         i
     }
 
-    fn note(&mut self, ts: UnixNanos, id: Option<InstrumentId>, action: &str, reason: String) {
+    fn note(
+        &mut self,
+        ts: UnixNanos,
+        id: Option<InstrumentId>,
+        action: &str,
+        reason: impl Into<Reason>,
+    ) {
         self.audit.push(AuditEntry {
             ts,
             instrument: id,
             action: action.to_owned(),
-            reason,
+            reason: reason.into(),
         });
     }
 
@@ -768,12 +778,6 @@ impl PaperTrader {
                 ),
             );
         }
-        let mut reason = format!(
-            "{:?} sizing: {qty:.8} at {price} ({:.2}% of equity {equity:.2})",
-            self.risk.sizing,
-            qty * price / equity * 100.0
-        )
-        .to_lowercase();
         if cap < raw && self.risk.sizing != crate::risk::Sizing::AllIn {
             self.note(
                 ts,
@@ -786,8 +790,13 @@ impl PaperTrader {
                 ),
             );
         }
-        reason.push_str("; signal: ");
-        reason.push_str(why);
+        let reason = Reason::Approve {
+            sizing: self.risk.sizing,
+            qty,
+            price,
+            equity,
+            signal: why.to_owned(),
+        };
         self.note(ts, Some(id), "approve", reason);
         let target = target.or_else(|| {
             (self.risk.target_atr > 0.0 && atr.is_finite())
@@ -867,7 +876,12 @@ impl PaperTrader {
                 }
                 let qty = qty.min(afford);
                 if qty <= Decimal::ZERO {
-                    return self.note(ts, Some(id), "refuse", "no cash left at the fill".into());
+                    return self.note(
+                        ts,
+                        Some(id),
+                        "refuse",
+                        "no cash left at the fill".to_owned(),
+                    );
                 }
                 let value = qty * px_d;
                 let fee = value * self.cfg.fee_rate;
@@ -894,12 +908,12 @@ impl PaperTrader {
                     highest: px,
                     reason,
                 });
-                self.note(
-                    ts,
-                    Some(id),
-                    "buy",
-                    format!("{qty} at {px_d} (fee {})", fee.round_dp(8)),
-                );
+                let reason = Reason::Buy {
+                    qty,
+                    price: px_d,
+                    fee,
+                };
+                self.note(ts, Some(id), "buy", reason);
             }
             Order::Exit { reason } => self.close(i, ts, price, &reason),
         }
@@ -976,17 +990,14 @@ impl PaperTrader {
             entry_reason: h.reason,
             exit_reason: why.to_owned(),
         });
-        self.note(
-            ts,
-            Some(id),
-            "sell",
-            format!(
-                "{} at {px_d}: P&L {} ({:+.2}%); {why}",
-                h.qty,
-                pnl.round_dp(2),
-                return_pct * 100.0
-            ),
-        );
+        let reason = Reason::Sell {
+            qty: h.qty,
+            price: px_d,
+            pnl,
+            return_pct,
+            why: why.to_owned(),
+        };
+        self.note(ts, Some(id), "sell", reason);
     }
 
     /// Closes every open position at its last close (the end of a backtest).
@@ -1121,6 +1132,7 @@ mod tests {
         assert!(
             t.audit()[0]
                 .reason
+                .to_string()
                 .starts_with("fixedfraction sizing needs a stop distance"),
             "{}",
             t.audit()[0].reason
@@ -1151,6 +1163,7 @@ mod tests {
         assert!(
             refusals[0]
                 .reason
+                .to_string()
                 .starts_with("cooling down after a loss for 2 more bar(s)")
         );
     }
@@ -1170,12 +1183,12 @@ mod tests {
         assert!(
             t.audit()
                 .iter()
-                .any(|a| a.action == "breaker" && a.reason.starts_with("drawdown 20."))
+                .any(|a| a.action == "breaker" && a.reason.to_string().starts_with("drawdown 20."))
         );
         assert!(
             t.audit()
                 .iter()
-                .any(|a| a.action == "refuse" && a.reason.contains("breaker"))
+                .any(|a| a.action == "refuse" && a.reason.to_string().contains("breaker"))
         );
     }
 
