@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use atalaya_model::{Candle, Envelope, Event, InstrumentId, Timeframe, UnixNanos};
 use atalaya_ta::Indicator;
 use atalaya_ta::volatility::Atr;
-use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,7 @@ use crate::config::ConfigIssue;
 use crate::pipeline::Bars;
 pub use reason::Reason;
 
+mod decimal;
 mod reason;
 
 use crate::risk::{
@@ -243,7 +244,7 @@ pub struct PaperTrader {
 }
 
 fn dec(x: f64) -> Option<Decimal> {
-    Decimal::from_f64(x)
+    decimal::from_f64(x)
 }
 
 impl PaperTrader {
