@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 /// 2^96: a [`Decimal`]'s mantissa is below it.
 const LIMIT: u128 = 1 << 96;
 
-/// `Decimal::from_f64(n)`, bit for bit (the tests compare both on millions of values): `None`
+/// `Decimal::from_f64(n)`, bit for bit (the tests compare both on hundreds of thousands of values): `None`
 /// for NaN, the infinities and magnitudes beyond a [`Decimal`]'s range.
 pub(super) fn from_f64(n: f64) -> Option<Decimal> {
     if !n.is_finite() {
@@ -139,8 +139,10 @@ fn div_rem<const D: u64>(bits: u128) -> (u128, u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use proptest::prelude::*;
     use rust_decimal::prelude::FromPrimitive;
+
+    use super::*;
 
     fn same(n: f64) {
         let want = Decimal::from_f64(n);
@@ -199,25 +201,22 @@ mod tests {
         cases.into_iter().for_each(same);
     }
 
-    #[test]
-    fn prices_quantities_and_any_bits_convert_as_rust_decimal_converts_them() {
-        // SplitMix64: every exponent and mantissa, then values of a price's and a
-        // quantity's size with few and many digits.
-        let mut s = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
-        for _ in 0..100_000 {
-            same(f64::from_bits(next()));
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(50_000))]
+
+        /// Every exponent and mantissa.
+        #[test]
+        fn any_bits_convert_as_rust_decimal_converts_them(bits in any::<u64>()) {
+            same(f64::from_bits(bits));
         }
-        for _ in 0..100_000 {
-            let unit = (next() >> 11) as f64 / (1u64 << 53) as f64;
-            let scale = 10f64.powi((next() % 20) as i32 - 10);
-            same(unit * scale);
+
+        /// Values of a price's and a quantity's size, with few and many digits.
+        #[test]
+        fn prices_and_quantities_convert_as_rust_decimal_converts_them(
+            unit in 0.0f64..1.0,
+            exp in -10i32..10,
+        ) {
+            same(unit * 10f64.powi(exp));
             same((unit * 1e6).round() / 100.0 * 1.000_2);
             same((unit * 1e8).trunc() / 1e8);
         }
