@@ -131,6 +131,12 @@ struct Parts {
 /// interner without bound: past it, new ids are refused with an error saying why.
 pub const MAX_INSTRUMENTS: usize = 100_000;
 
+/// Of [`MAX_INSTRUMENTS`], how many places ids named by outside clients (API queries, parsed
+/// with [`InstrumentId::from_client`]) leave to the collectors and the configuration: a client
+/// naming made-up instruments fills the interner only up to the rest, and a pair a venue lists
+/// later can still be interned and collected.
+pub const RESERVED_INSTRUMENTS: usize = 10_000;
+
 /// Every distinct id seen by the process, each stored once for the process's life.
 static INTERNED: Mutex<BTreeMap<Parts, &'static Parts>> = Mutex::new(BTreeMap::new());
 
@@ -179,6 +185,18 @@ impl Ord for InstrumentId {
 impl InstrumentId {
     /// Builds an id from its parts, normalising case.
     pub fn new(venue: &str, base: &str, quote: &str) -> Result<Self, ModelError> {
+        Self::new_within(venue, base, quote, MAX_INSTRUMENTS)
+    }
+
+    /// [`FromStr`] for an id an outside client named (an API query): the same parsing and
+    /// errors, but a new id is interned only while more than [`RESERVED_INSTRUMENTS`] places
+    /// are left.
+    pub fn from_client(s: &str) -> Result<Self, ModelError> {
+        Self::parse_within(s, MAX_INSTRUMENTS - RESERVED_INSTRUMENTS)
+    }
+
+    /// [`new`](Self::new), interning a new id only while fewer than `cap` are interned.
+    fn new_within(venue: &str, base: &str, quote: &str, cap: usize) -> Result<Self, ModelError> {
         let input = format!("{venue}:{base}/{quote}");
         let wrap = |e: ModelError| ModelError::InvalidInstrument {
             input: input.clone(),
@@ -193,11 +211,18 @@ impl InstrumentId {
                 reason: "base and quote are the same asset".into(),
             });
         }
-        Self::intern(Parts { venue, base, quote }, MAX_INSTRUMENTS).ok_or_else(|| ModelError::InvalidInstrument {
-            input,
-            reason: format!(
-                "this process has already seen {MAX_INSTRUMENTS} distinct instruments, the most it keeps"
-            ),
+        Self::intern(Parts { venue, base, quote }, cap).ok_or_else(|| {
+            ModelError::InvalidInstrument {
+                input,
+                reason: format!(
+                    "this process has already seen {cap} distinct instruments, the most it keeps{}",
+                    if cap < MAX_INSTRUMENTS {
+                        " for ids named by clients"
+                    } else {
+                        ""
+                    }
+                ),
+            }
         })
     }
 
@@ -244,6 +269,13 @@ impl FromStr for InstrumentId {
     type Err = ModelError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse_within(s, MAX_INSTRUMENTS)
+    }
+}
+
+impl InstrumentId {
+    /// [`FromStr`], interning a new id only while fewer than `cap` are interned.
+    fn parse_within(s: &str, cap: usize) -> Result<Self, ModelError> {
         let bad = |reason: &str| ModelError::InvalidInstrument {
             input: s.to_owned(),
             reason: reason.to_owned(),
@@ -264,7 +296,7 @@ impl FromStr for InstrumentId {
         if quote.contains('/') || quote.contains(':') {
             return Err(bad("more than one '/' or ':'"));
         }
-        Self::new(venue, base, quote).map_err(|e| match e {
+        Self::new_within(venue, base, quote, cap).map_err(|e| match e {
             ModelError::InvalidInstrument { reason, .. } => bad(&reason),
             other => other,
         })
@@ -356,6 +388,20 @@ mod tests {
             quote: Symbol::new("SEEN").unwrap(),
         };
         assert_eq!(InstrumentId::intern(new, 0), None);
+        // Past a client's share, clients still name the ids that exist and are refused new
+        // ones, saying why; the collectors' share is still open.
+        assert_eq!(InstrumentId::parse_within("binance:btc/usdt", 1), Ok(a));
+        let refused = InstrumentId::parse_within("capped:NEVER/SEEN", 1).unwrap_err();
+        assert!(
+            refused.to_string().contains("capped:NEVER/SEEN")
+                && refused.to_string().contains("the most it keeps"),
+            "{refused}"
+        );
+        assert_eq!(
+            InstrumentId::from_client(" sim:eth/usdt "),
+            "sim:ETH/USDT".parse()
+        );
+        assert!(InstrumentId::from_client("nonsense").is_err());
     }
 
     #[test]

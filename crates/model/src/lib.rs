@@ -38,7 +38,7 @@ pub use decision::{
 };
 pub use error::ModelError;
 pub use event::{Envelope, Event, EventKind};
-pub use instrument::{InstrumentId, Symbol};
+pub use instrument::{InstrumentId, MAX_INSTRUMENTS, RESERVED_INSTRUMENTS, Symbol};
 pub use market::{Candle, DayStats, MarketStats, Side, Ticker, Trade};
 pub use rust_decimal::Decimal;
 pub use text::{NewsItem, OnchainMetric, SocialPlatform, SocialPost};

@@ -109,7 +109,7 @@ async fn opportunities(
         instrument: parse(
             "instrument",
             p.instrument.as_deref(),
-            str::parse::<InstrumentId>,
+            InstrumentId::from_client,
         )?,
         kind: parse("type", p.kind.as_deref(), str::parse::<OpportunityKind>)?,
         since: time("since", p.since.as_deref())?,
@@ -140,7 +140,7 @@ async fn candles(
     let instrument = parse(
         "instrument",
         p.instrument.as_deref(),
-        str::parse::<InstrumentId>,
+        InstrumentId::from_client,
     )?
     .ok_or_else(|| ApiError::BadRequest("instrument: required (e.g. binance:BTC/USDT)".into()))?;
     let timeframe = parse("timeframe", p.timeframe.as_deref(), str::parse::<Timeframe>)?
