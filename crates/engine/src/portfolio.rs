@@ -21,14 +21,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigIssue;
 use crate::pipeline::Bars;
+use crate::risk::{
+    Breaker, BreakerChange, RiskConfig, cap_quantity, correlation, kelly_fraction, raw_quantity,
+};
+
 pub use reason::Reason;
 
 mod decimal;
 mod reason;
-
-use crate::risk::{
-    Breaker, BreakerChange, RiskConfig, cap_quantity, correlation, kelly_fraction, raw_quantity,
-};
 
 /// When an order is filled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,10 +241,6 @@ pub struct PaperTrader {
     needs_atr: bool,
     /// Whether the correlation limit can matter (more than one position allowed).
     needs_returns: bool,
-}
-
-fn dec(x: f64) -> Option<Decimal> {
-    decimal::from_f64(x)
 }
 
 impl PaperTrader {
@@ -766,7 +762,8 @@ impl PaperTrader {
             self.fee_f,
         );
         let qty = raw.min(cap);
-        let Some(qty_d) = dec(qty).map(|q| q.round_dp_with_strategy(8, RoundingStrategy::ToZero))
+        let Some(qty_d) =
+            decimal::from_f64(qty).map(|q| q.round_dp_with_strategy(8, RoundingStrategy::ToZero))
         else {
             return refuse(self, format!("size {qty} is not representable"));
         };
@@ -856,7 +853,7 @@ impl PaperTrader {
             } => {
                 let id = self.insts[i].id;
                 let px = price * (1.0 + self.slip);
-                let Some(px_d) = dec(px) else {
+                let Some(px_d) = decimal::from_f64(px) else {
                     return self.note(
                         ts,
                         Some(id),
@@ -877,12 +874,7 @@ impl PaperTrader {
                 }
                 let qty = qty.min(afford);
                 if qty <= Decimal::ZERO {
-                    return self.note(
-                        ts,
-                        Some(id),
-                        "refuse",
-                        "no cash left at the fill".to_owned(),
-                    );
+                    return self.note(ts, Some(id), "refuse", "no cash left at the fill");
                 }
                 let value = qty * px_d;
                 let fee = value * self.cfg.fee_rate;
@@ -958,7 +950,7 @@ impl PaperTrader {
         };
         let id = inst.id;
         let px = price * (1.0 - self.slip);
-        let px_d = dec(px).unwrap_or(h.entry_price);
+        let px_d = decimal::from_f64(px).unwrap_or(h.entry_price);
         let value = h.qty * px_d;
         let fee = value * self.cfg.fee_rate;
         self.cash += value - fee;

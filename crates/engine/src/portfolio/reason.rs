@@ -95,6 +95,12 @@ impl From<String> for Reason {
     }
 }
 
+impl From<&str> for Reason {
+    fn from(s: &str) -> Self {
+        Self::Text(s.to_owned())
+    }
+}
+
 impl PartialEq for Reason {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
