@@ -394,8 +394,15 @@ mod tests {
         let refused = InstrumentId::parse_within("capped:NEVER/SEEN", 1).unwrap_err();
         assert!(
             refused.to_string().contains("capped:NEVER/SEEN")
-                && refused.to_string().contains("the most it keeps"),
+                && refused
+                    .to_string()
+                    .contains("the most it keeps for ids named by clients"),
             "{refused}"
+        );
+        let collected = InstrumentId::parse_within("capped:NEVER/SEEN", MAX_INSTRUMENTS).unwrap();
+        assert_eq!(
+            InstrumentId::parse_within("capped:never/seen", 1),
+            Ok(collected)
         );
         assert_eq!(
             InstrumentId::from_client(" sim:eth/usdt "),
