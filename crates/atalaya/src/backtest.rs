@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use atalaya_backtest::{Backtest, Metrics, Settings, run_bars, write_reports};
+use atalaya_backtest::{Backtest, Metrics, Settings, run_bars, run_candles, write_reports};
 use atalaya_model::InstrumentId;
 use atalaya_sources::replay;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -71,12 +71,7 @@ pub fn backtest(
     let mut progress = |n| pb.set_position(n);
     // One file's bars go straight from the loaded series; several are read in merged order.
     let bt = match merged.in_one_series() {
-        Some(bars) => run_bars(
-            &settings,
-            &instruments,
-            bars.iter().map(|c| (*c, c.close_time())),
-            &mut progress,
-        ),
+        Some(bars) => run_candles(&settings, &instruments, bars, &mut progress),
         None => run_bars(&settings, &instruments, merged.bars(), &mut progress),
     }
     .context("backtest")?;

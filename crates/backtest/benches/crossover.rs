@@ -3,7 +3,7 @@
 //! * `sma_50_200_rules`: the SMA(50/200) crossover written as two trading rules, through the
 //!   pipeline and the paper trader (the peers' numpy floor is 42 ms on this machine kind), fed
 //!   as envelopes, and `sma_50_200_rules_bars`, fed as `atalaya backtest` feeds one file (its
-//!   loaded bars, `run_bars`);
+//!   loaded bars where they lie, `run_candles`);
 //! * `default_pipeline`: the default engine (1m, 5m, 15m and 1h bars, indicators, decision,
 //!   anomaly detection) with the paper trader taking its opportunities.
 //!
@@ -15,7 +15,7 @@
 use std::path::Path;
 
 use atalaya_backtest::strategies::sma_crossover;
-use atalaya_backtest::{Settings, run, run_bars};
+use atalaya_backtest::{Settings, run, run_candles};
 use atalaya_model::{Candle, Envelope, Event, InstrumentId, Symbol, Timeframe};
 use atalaya_sources::replay::{LoadOptions, load};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -89,15 +89,10 @@ fn bench(c: &mut Criterion) {
     // As `atalaya backtest` feeds one file: its loaded bars, no envelopes.
     g.bench_function("sma_50_200_rules_bars", |b| {
         b.iter(|| {
-            run_bars(
-                &cross,
-                &[id],
-                bars.iter().map(|c| (*c, c.close_time())),
-                &mut |_| {},
-            )
-            .expect("backtest")
-            .trades
-            .len()
+            run_candles(&cross, &[id], &bars, &mut |_| {})
+                .expect("backtest")
+                .trades
+                .len()
         })
     });
     let mut default = Settings::default();

@@ -13,14 +13,15 @@
 //! Stages: `iterate` (read the envelopes), `pipeline` (the crossover's pipeline alone),
 //! `metrics` (one curve's metrics), `crossover` (the whole SMA(50/200) backtest over a vector
 //! of envelopes, as the `crossover` bench), `cli` (the same backtest fed as `atalaya backtest`
-//! feeds it: the loaded file's bars, no envelopes), `default` (the default
+//! feeds it: the loaded file's bars where they lie, no envelopes), `gathered` (the same bars
+//! gathered with their receive times, as several files' merged bars go), `default` (the default
 //! pipeline's backtest), `none`.
 
 use std::path::Path;
 use std::time::Instant;
 
 use atalaya_backtest::strategies::sma_crossover;
-use atalaya_backtest::{Settings, metrics, run, run_bars};
+use atalaya_backtest::{Settings, metrics, run, run_bars, run_candles};
 use atalaya_engine::{PaperTrader, Pipeline};
 use atalaya_model::{Envelope, Event, InstrumentId, Timeframe};
 use atalaya_sources::replay::{LoadOptions, load, merge};
@@ -111,6 +112,16 @@ fn main() {
         // vector of envelopes.
         let bars = merged.in_one_series().expect("one series");
         time("cli", reps, || {
+            run_candles(&cross, &[id], bars, &mut |_| {})
+                .expect("backtest")
+                .trades
+                .len()
+        });
+    }
+    if on("gathered") {
+        // The same bars gathered with their receive times, as several files' merged bars are.
+        let bars = merged.in_one_series().expect("one series");
+        time("gathered", reps, || {
             run_bars(
                 &cross,
                 &[id],

@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use atalaya_engine::{Bars, EngineConfig, PortfolioConfig, RiskConfig};
-use atalaya_model::{InstrumentId, UnixNanos, format_utc};
+use atalaya_engine::{EngineConfig, PortfolioConfig, RiskConfig};
+use atalaya_model::{Candle, InstrumentId, UnixNanos, format_utc};
 use rayon::prelude::*;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
@@ -298,7 +298,7 @@ pub struct Deploy {
     pub in_sample: f64,
 }
 
-fn window(bars: &Bars, from: UnixNanos, to: UnixNanos) -> &Bars {
+fn window(bars: &[(Candle, UnixNanos)], from: UnixNanos, to: UnixNanos) -> &[(Candle, UnixNanos)] {
     let a = bars.partition_point(|(_, t)| *t <= from);
     let b = bars.partition_point(|(_, t)| *t <= to);
     &bars[a..b]
@@ -322,7 +322,7 @@ pub fn walk_forward(
     base: &Settings,
     cfg: &OptimizeConfig,
     instruments: &[InstrumentId],
-    bars: &Bars,
+    bars: &[(Candle, UnixNanos)],
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<WalkForward, BacktestError> {
     let bad = |problems: String| BacktestError::Config {

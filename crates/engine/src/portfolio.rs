@@ -20,7 +20,6 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigIssue;
-use crate::pipeline::Bars;
 use crate::risk::{
     Breaker, BreakerChange, RiskConfig, cap_quantity, correlation, kelly_fraction, raw_quantity,
 };
@@ -434,9 +433,9 @@ impl PaperTrader {
     /// which nothing is due but marking the positions to their closes (no order pending, no
     /// stop or target to check, no ATR or returns kept) are marked in one loop, without the
     /// general bar's work.
-    pub fn on_candles(&mut self, candles: &Bars) {
+    pub fn on_candles(&mut self, candles: &[Candle]) {
         let mut rest = candles;
-        while let Some(((c, _), tail)) = rest.split_first() {
+        while let Some((c, tail)) = rest.split_first() {
             if c.timeframe() != self.timeframe {
                 rest = tail;
                 continue;
@@ -462,7 +461,7 @@ impl PaperTrader {
             let (tf, mut prev, mut distinct) = (self.timeframe, c.open_time(), true);
             let n = 1 + tail
                 .iter()
-                .position(|(d, _)| {
+                .position(|d| {
                     if d.instrument() != id || d.timeframe() != tf {
                         return true;
                     }
@@ -480,8 +479,8 @@ impl PaperTrader {
     /// pending, nothing that can exit and no trailing stop to move (a trailing stop needs the
     /// ATR): each bar is counted, raises the position's highest price and marks the
     /// portfolio to its close. `distinct`: no two bars of the run close at the same time.
-    fn mark_run(&mut self, i: usize, run: &Bars, distinct: bool) {
-        let Some((last, _)) = run.last() else {
+    fn mark_run(&mut self, i: usize, run: &[Candle], distinct: bool) {
+        let Some(last) = run.last() else {
             return;
         };
         let alone = self
@@ -494,12 +493,12 @@ impl PaperTrader {
         inst.last_close = last.close();
         let qty = inst.holding.as_ref().map(|h| h.qty_f);
         if let Some(h) = &mut inst.holding {
-            h.highest = run.iter().fold(h.highest, |m, (c, _)| m.max(c.high()));
+            h.highest = run.iter().fold(h.highest, |m, c| m.max(c.high()));
         }
         if !alone {
             // Other positions are marked too: the exposure is their sum, in the instruments'
             // order, at every bar.
-            for (c, _) in run {
+            for c in run {
                 self.insts[i].last_close = c.close();
                 self.mark(c.close_time());
             }
@@ -517,14 +516,14 @@ impl PaperTrader {
         };
         if !distinct {
             // Bars repeating a close time replace each other's points: one at a time.
-            for (c, _) in run {
+            for c in run {
                 self.mark_at(point(c));
             }
             return;
         }
         let mut rest = run;
         // A bar closing with the last point (another instrument's) replaces it.
-        while let Some(((c, _), tail)) = rest.split_first()
+        while let Some((c, tail)) = rest.split_first()
             && self.equity.last().is_some_and(|p| p.ts == c.close_time())
         {
             self.mark_at(point(c));
@@ -535,7 +534,7 @@ impl PaperTrader {
         // each (nothing else reads either in between).
         let from = self.equity.len();
         let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
-        self.equity.extend(rest.iter().map(|(c, _)| {
+        self.equity.extend(rest.iter().map(|c| {
             let p = point(c);
             // Comparisons, not `f64::min`/`max`: a NaN equity is skipped either way.
             if p.equity < low {
@@ -1205,7 +1204,7 @@ mod tests {
     }
 
     /// A run of bars and the signal after it.
-    type Fed = (Vec<(Candle, UnixNanos)>, Option<Envelope<Event>>);
+    type Fed = (Vec<Candle>, Option<Envelope<Event>>);
 
     /// The runs and signals of `steps`, two instruments' bars on one clock.
     fn feed(steps: &[Step]) -> Vec<Fed> {
@@ -1225,13 +1224,13 @@ mod tests {
                     let p = price[*k];
                     let ohlc = [o, o.max(p) * 1.02, o.min(p) * 0.97, p];
                     let c = Candle::new(ids[*k], Timeframe::H1, next * H, ohlc, 1.0, 1).unwrap();
-                    run.push((c, c.close_time()));
+                    run.push(c);
                     if *repeat && j == moves.len() / 2 {
-                        run.push((c, c.close_time()));
+                        run.push(c);
                     }
                     next += 1;
                 }
-                let at = run.last().map(|(c, _)| c.close_time()).unwrap_or(0);
+                let at = run.last().map(|c| c.close_time()).unwrap_or(0);
                 let signal = (*sig != 0).then(|| {
                     let s = Signal::new(ids[*k], Timeframe::H1, "rule.t", f64::from(*sig), "test")
                         .unwrap();
@@ -1271,7 +1270,7 @@ mod tests {
             );
             let mut runs = PaperTrader::new(one.cfg.clone(), one.risk.clone(), Timeframe::H1, true);
             for (run, signal) in feed(&steps) {
-                for (c, _) in &run {
+                for c in &run {
                     one.on_candle(c);
                 }
                 runs.on_candles(&run);

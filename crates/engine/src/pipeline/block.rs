@@ -69,19 +69,18 @@ impl Pipeline {
     /// consecutive bars of one instrument and timeframe (one that no other configured
     /// timeframe is built from) are analysed a block at a time, which is what makes a
     /// backtest over history fast; anything else goes bar by bar.
-    pub fn process_candles_into<S: Sink>(&mut self, candles: &Bars, sink: &mut S) {
+    pub fn process_candles_into<S: Sink>(&mut self, candles: Bars<'_>, sink: &mut S) {
         let mut i = 0;
-        while i < candles.len() {
-            match self.block(&candles[i..]) {
+        while let Some((c, ts_received)) = candles.get(i) {
+            match self.block(&candles.candles()[i..]) {
                 Some((inst, k, n)) if n >= MIN_BLOCK => {
-                    self.run_block(sink, inst, k, &candles[i..i + n]);
+                    self.run_block(sink, inst, k, candles.slice(i..i + n));
                     i += n;
                 }
                 _ => {
-                    let (c, ts_received) = &candles[i];
                     self.stats.events += 1;
                     self.stats.candles_in += 1;
-                    self.on_candle(sink, c, *ts_received);
+                    self.on_candle(sink, c, ts_received);
                     i += 1;
                 }
             }
@@ -110,13 +109,13 @@ impl Pipeline {
     /// The block `candles` start with: the series it feeds (instrument, timeframe) and how
     /// many of them, from the first, are consecutive bars of it in time order; `None` when the
     /// first cannot start a block.
-    fn block(&mut self, candles: &Bars) -> Option<(usize, usize, usize)> {
-        let (first, _) = candles.first()?;
+    fn block(&mut self, candles: &[Candle]) -> Option<(usize, usize, usize)> {
+        let first = candles.first()?;
         let (inst, k) = self.block_series(first)?;
         let (id, tf) = (first.instrument(), first.timeframe());
         let mut end = first.close_time();
         let mut n = 1;
-        for (c, _) in &candles[1..candles.len().min(MAX_BLOCK)] {
+        for c in &candles[1..candles.len().min(MAX_BLOCK)] {
             if c.instrument() != id || c.timeframe() != tf || c.open_time() < end {
                 break;
             }
@@ -128,7 +127,7 @@ impl Pipeline {
 
     /// Hands a run of closed bars to the sink, numbered in order.
     #[inline]
-    fn emit_bars<S: Sink>(&mut self, sink: &mut S, bars: &Bars) {
+    fn emit_bars<S: Sink>(&mut self, sink: &mut S, bars: Bars<'_>) {
         if !bars.is_empty() {
             sink.bars(self.out_seq, self.source, bars);
             self.out_seq += bars.len() as u64;
@@ -136,7 +135,8 @@ impl Pipeline {
     }
 
     /// Analyses a block that [`block`](Self::block) found, of series (`inst`, `k`).
-    fn run_block<S: Sink>(&mut self, sink: &mut S, inst: usize, k: usize, candles: &Bars) {
+    fn run_block<S: Sink>(&mut self, sink: &mut S, inst: usize, k: usize, bars: Bars<'_>) {
+        let candles = bars.candles();
         let s = inst * self.timeframes.len() + k;
         let (id, tf): (InstrumentId, Timeframe) = (self.instruments[inst], self.timeframes[k]);
         let mut b = std::mem::take(&mut self.blocks);
@@ -158,7 +158,7 @@ impl Pipeline {
         let rows = &mut b.rows[..n];
         b.bars.clear();
         b.ts.clear();
-        for ((c, _), row) in candles.iter().zip(rows.chunks_exact_mut(w)) {
+        for (c, row) in candles.iter().zip(rows.chunks_exact_mut(w)) {
             if analyse {
                 fill_row(c, row);
             } else {
@@ -187,17 +187,17 @@ impl Pipeline {
         self.stats.candles_out += count;
         if analyse {
             let mut hits = b.hits.iter().peekable();
-            for (i, (((c, ts_received), row), bar)) in candles
+            for (i, (((c, ts_received), row), bar)) in bars
                 .iter()
                 .zip(rows.chunks_exact_mut(w))
                 .zip(&b.bars)
                 .enumerate()
             {
-                sink.bar(self.out_seq, *ts_received, self.source, c);
+                sink.bar(self.out_seq, ts_received, self.source, c);
                 self.out_seq += 1;
-                self.analyse(sink, inst, k, c, *bar, row, *ts_received, !ahead);
+                self.analyse(sink, inst, k, c, *bar, row, ts_received, !ahead);
                 while let Some(&(_, r)) = hits.next_if(|(at, _)| *at as usize == i) {
-                    self.rule_hit(sink, r as usize, row, id, tf, c.close_time(), *ts_received);
+                    self.rule_hit(sink, r as usize, row, id, tf, c.close_time(), ts_received);
                 }
             }
         } else {
@@ -207,18 +207,20 @@ impl Pipeline {
             let mut hits = b.hits.iter().peekable();
             while let Some(&&(at, _)) = hits.peek() {
                 let at = at as usize;
-                self.emit_bars(sink, &candles[from..=at]);
-                let (c, ts_received) = &candles[at];
+                self.emit_bars(sink, bars.slice(from..=at));
+                let Some((c, ts_received)) = bars.get(at) else {
+                    break;
+                };
                 let row = &rows[at * w..(at + 1) * w];
                 while let Some(&(_, r)) = hits.next_if(|(h, _)| *h as usize == at) {
-                    self.rule_hit(sink, r as usize, row, id, tf, c.close_time(), *ts_received);
+                    self.rule_hit(sink, r as usize, row, id, tf, c.close_time(), ts_received);
                 }
                 from = at + 1;
             }
-            self.emit_bars(sink, &candles[from..]);
+            self.emit_bars(sink, bars.slice(from..));
         }
         // The block's bars are in time order: the last one closes it.
-        if let Some((last, _)) = candles.last() {
+        if let Some(last) = candles.last() {
             self.series[s].closed_until = last.close_time();
             self.now = self.now.max(last.close_time());
         }
@@ -294,7 +296,8 @@ mod tests {
     /// move, and whether a trade or a heartbeat comes between candles.
     type Step = (usize, usize, u8, f64, u8);
 
-    fn input(steps: &[Step]) -> Vec<Envelope<Event>> {
+    /// The envelopes of `steps`, each candle received `late` nanoseconds after its close.
+    fn input(steps: &[Step], late: i64) -> Vec<Envelope<Event>> {
         let ids: [InstrumentId; 2] = [
             "sim:BTC/USDT".parse().unwrap(),
             "sim:ETH/USDT".parse().unwrap(),
@@ -328,7 +331,7 @@ mod tests {
             out.push(Envelope::new(
                 i as u64,
                 c.close_time(),
-                c.close_time() + 7,
+                c.close_time() + late,
                 src,
                 Event::Candle(c),
             ));
@@ -355,32 +358,53 @@ mod tests {
     }
 
     /// Runs `input` through `process_into` one envelope at a time, or with candles gathered
-    /// into chunks of `chunk` handed to `process_candles_into`.
+    /// into chunks of `chunk` handed to `process_candles_into` with the times they were
+    /// received, or, `at_close`, as bars received at their close (which the input's must be).
     fn run(
         cfg: &EngineConfig,
         input: &[Envelope<Event>],
         chunk: Option<usize>,
+        at_close: bool,
     ) -> (Vec<Envelope<Event>>, Pipeline) {
         let mut p = Pipeline::new(cfg.clone()).unwrap();
         let mut out = Vec::new();
-        let mut buf = Vec::new();
+        let mut candles: Vec<Candle> = Vec::new();
+        let mut received: Vec<i64> = Vec::new();
+        let flush = |p: &mut Pipeline,
+                     out: &mut Vec<Envelope<Event>>,
+                     candles: &mut Vec<Candle>,
+                     received: &mut Vec<i64>| {
+            let bars = if at_close {
+                assert!(
+                    candles
+                        .iter()
+                        .zip(received.iter())
+                        .all(|(c, r)| c.close_time() == *r)
+                );
+                Bars::at_close(candles)
+            } else {
+                Bars::new(candles, received)
+            };
+            p.process_candles_into(bars, out);
+            candles.clear();
+            received.clear();
+        };
         for env in input {
             match (&env.payload, chunk) {
                 (Event::Candle(c), Some(n)) => {
-                    buf.push((*c, env.ts_received));
-                    if buf.len() == n {
-                        p.process_candles_into(&buf, &mut out);
-                        buf.clear();
+                    candles.push(*c);
+                    received.push(env.ts_received);
+                    if candles.len() == n {
+                        flush(&mut p, &mut out, &mut candles, &mut received);
                     }
                 }
                 _ => {
-                    p.process_candles_into(&buf, &mut out);
-                    buf.clear();
+                    flush(&mut p, &mut out, &mut candles, &mut received);
                     p.process_into(env, &mut out);
                 }
             }
         }
-        p.process_candles_into(&buf, &mut out);
+        flush(&mut p, &mut out, &mut candles, &mut received);
         (out, p)
     }
 
@@ -428,12 +452,14 @@ mod tests {
 
         #[test]
         fn blocks_give_what_bar_by_bar_processing_gives(steps in steps(), chunk in 1usize..300) {
-            let input = input(&steps);
-            for cfg in configs() {
-                let (want, one) = run(&cfg, &input, None);
-                let (got, blocks) = run(&cfg, &input, Some(chunk));
-                prop_assert_eq!(&want, &got);
-                same_state(&one, &blocks);
+            for (late, at_close) in [(7, false), (0, true)] {
+                let input = input(&steps, late);
+                for cfg in configs() {
+                    let (want, one) = run(&cfg, &input, None, false);
+                    let (got, blocks) = run(&cfg, &input, Some(chunk), at_close);
+                    prop_assert_eq!(&want, &got);
+                    same_state(&one, &blocks);
+                }
             }
         }
     }
@@ -444,9 +470,9 @@ mod tests {
         let steps: Vec<Step> = (0..2_000)
             .map(|i| (0, 0, 0, ((i as f64) * 0.05).sin() * 0.01, 0))
             .collect();
-        let input = input(&steps);
-        let (want, one) = run(&cfg, &input, None);
-        let (got, blocks) = run(&cfg, &input, Some(1_000));
+        let input = input(&steps, 7);
+        let (want, one) = run(&cfg, &input, None, false);
+        let (got, blocks) = run(&cfg, &input, Some(1_000), false);
         assert!(
             want.iter()
                 .filter(|e| matches!(e.payload, Event::Signal(_)))
