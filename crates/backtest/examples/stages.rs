@@ -15,7 +15,8 @@
 //! of envelopes, as the `crossover` bench), `cli` (the same backtest fed as `atalaya backtest`
 //! feeds it: the loaded file's bars where they lie, no envelopes), `gathered` (the same bars
 //! gathered with their receive times, as several files' merged bars go), `default` (the default
-//! pipeline's backtest), `none`.
+//! pipeline's backtest), `default_cli` (the same fed as `atalaya backtest` feeds one file),
+//! `none`.
 
 use std::path::Path;
 use std::time::Instant;
@@ -131,6 +132,18 @@ fn main() {
             .expect("backtest")
             .trades
             .len()
+        });
+    }
+    if on("default_cli") {
+        // The default pipeline fed as `atalaya backtest` feeds one file.
+        let bars = merged.in_one_series().expect("one series");
+        let mut d = Settings::default();
+        d.portfolio.timeframe = Some(Timeframe::M1);
+        time("default_cli", reps, || {
+            run_candles(&d, &[id], bars, &mut |_| {})
+                .expect("backtest")
+                .trades
+                .len()
         });
     }
     if on("default") {

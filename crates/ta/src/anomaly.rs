@@ -16,7 +16,6 @@ use crate::{Bar, Indicator, Ring};
 pub struct RobustZ {
     ring: Ring,
     sorted: Vec<i64>,
-    scratch: Vec<f64>,
     mad: f64,
     since_mad: usize,
 }
@@ -32,7 +31,6 @@ impl RobustZ {
         Self {
             ring: Ring::new(period),
             sorted: Vec::with_capacity(period),
-            scratch: Vec::with_capacity(period),
             mad: 0.0,
             since_mad: MAD_REFRESH,
         }
@@ -59,22 +57,7 @@ impl RobustZ {
             let med = Self::median(&self.sorted);
             if self.since_mad >= MAD_REFRESH || self.mad == 0.0 {
                 self.since_mad = 0;
-                self.scratch.clear();
-                self.scratch
-                    .extend(self.sorted.iter().map(|v| (from_key(*v) - med).abs()));
-                let n = self.scratch.len();
-                let (_, hi, _) = self.scratch.select_nth_unstable_by(n / 2, f64::total_cmp);
-                let hi = *hi;
-                let mid = if n % 2 == 1 {
-                    hi
-                } else {
-                    let lo = self.scratch[..n / 2]
-                        .iter()
-                        .copied()
-                        .fold(f64::NEG_INFINITY, f64::max);
-                    (lo + hi) / 2.0
-                };
-                self.mad = mid * 1.4826;
+                self.mad = median_deviation(&self.sorted, med) * 1.4826;
             }
             self.since_mad += 1;
             (self.mad > 0.0).then(|| (x - med) / self.mad)
@@ -101,6 +84,42 @@ impl RobustZ {
         }
         z
     }
+}
+
+/// The median of the absolute deviations `|v − med|` of the sorted keys `v` about their median
+/// `med`: the same value as selecting it among all the deviations, found by merging the two
+/// runs that are already in order — the deviations of the values below the middle, read
+/// downward, and of those from the middle up, read upward — until the middle of the merge
+/// (half the window's steps, instead of a selection over all of it). `med` lies between the
+/// two middle values (it is one of them, or their midpoint), and subtraction rounds
+/// monotonically, so both runs are non-decreasing.
+fn median_deviation(v: &[i64], med: f64) -> f64 {
+    let n = v.len();
+    let dev = |k: i64| (from_key(k) - med).abs();
+    // Below: v[..below] read from its end; above: v[above..] read from its start.
+    let (mut below, mut above) = (n / 2, n / 2);
+    let (mut prev, mut cur) = (f64::NAN, f64::NAN);
+    for _ in 0..=n / 2 {
+        let down = below.checked_sub(1).map(|i| dev(v[i]));
+        let up = v.get(above).map(|k| dev(*k));
+        let next = match (down, up) {
+            (Some(d), Some(u)) if d <= u => {
+                below -= 1;
+                d
+            }
+            (_, Some(u)) => {
+                above += 1;
+                u
+            }
+            (Some(d), None) => {
+                below -= 1;
+                d
+            }
+            (None, None) => break,
+        };
+        (prev, cur) = (cur, next);
+    }
+    if n % 2 == 1 { cur } else { (prev + cur) / 2.0 }
 }
 
 /// `f64::total_cmp`'s order as an integer: `order_key(a) < order_key(b)` exactly when `a`
@@ -666,6 +685,51 @@ mod tests {
             assert!(order_key(a) < order_key(b), "{a} {b}");
         }
     }
+    /// The MAD as it was selected before: every deviation computed, the middle one selected.
+    fn selected_deviation(v: &[i64], med: f64) -> f64 {
+        let mut d: Vec<f64> = v.iter().map(|k| (from_key(*k) - med).abs()).collect();
+        let n = d.len();
+        let (_, hi, _) = d.select_nth_unstable_by(n / 2, f64::total_cmp);
+        let hi = *hi;
+        if n % 2 == 1 {
+            hi
+        } else {
+            let lo = d[..n / 2].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (lo + hi) / 2.0
+        }
+    }
+
+    #[test]
+    fn the_merged_deviation_is_the_selected_one() {
+        // Ties, signed zeros, tiny and huge magnitudes (finite, as the window holds only finite
+        // values), skewed windows, every size to 101.
+        let mut rng = Rng(11);
+        for n in 1..=101usize {
+            for round in 0..200 {
+                let mut xs: Vec<f64> = (0..n)
+                    .map(|_| {
+                        let u = rng.unit();
+                        match (u * 16.0) as u32 {
+                            0 => 0.0,
+                            1 => -0.0,
+                            2 => 1.5,
+                            3 => 5e-324,
+                            4 => -1e300,
+                            5 => (u - 0.5) * 1e-310,
+                            6 => (u * 700.0).exp(),
+                            _ => (u - 0.3) * if round % 2 == 0 { 8.0 } else { 1e-3 },
+                        }
+                    })
+                    .collect();
+                xs.sort_by(f64::total_cmp);
+                let keys: Vec<i64> = xs.iter().map(|x| order_key(*x)).collect();
+                let med = RobustZ::median(&keys);
+                let (got, want) = (median_deviation(&keys, med), selected_deviation(&keys, med));
+                assert_eq!(got.to_bits(), want.to_bits(), "n {n}: {xs:?}");
+            }
+        }
+    }
+
     #[test]
     fn ewma_z_flags_a_jump() {
         let mut e = EwmaZ::new(0.1, 10);
