@@ -206,7 +206,8 @@ pub fn optimize(
         trade_from: None,
     };
     let merged = replay::merge(&series, from, to)?;
-    let bars: Vec<_> = merged.bars().collect();
+    // A replay's bars are received at their close: the walk needs only the candles.
+    let bars: Vec<_> = merged.bars().map(|(c, _)| c).collect();
     let pb = if opts.progress {
         ProgressBar::new(0)
     } else {

@@ -17,7 +17,7 @@ use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Backtest, BacktestError, Metrics, Settings, metrics, run_bars};
+use crate::{Backtest, BacktestError, Metrics, Settings, metrics, run_candles};
 
 const DAY: i64 = 86_400_000_000_000;
 
@@ -298,9 +298,10 @@ pub struct Deploy {
     pub in_sample: f64,
 }
 
-fn window(bars: &[(Candle, UnixNanos)], from: UnixNanos, to: UnixNanos) -> &[(Candle, UnixNanos)] {
-    let a = bars.partition_point(|(_, t)| *t <= from);
-    let b = bars.partition_point(|(_, t)| *t <= to);
+/// The bars closing after `from` and up to `to`.
+fn window(bars: &[Candle], from: UnixNanos, to: UnixNanos) -> &[Candle] {
+    let a = bars.partition_point(|c| c.close_time() <= from);
+    let b = bars.partition_point(|c| c.close_time() <= to);
     &bars[a..b]
 }
 
@@ -314,15 +315,15 @@ fn percentiles(mut xs: Vec<f64>) -> Spread {
     }
 }
 
-/// Runs the walk-forward optimisation of `base` over `bars` (venue bars of `instruments`, each
-/// with the time it was received, in that time's order: a replay's bars, received at their
-/// close); `progress` is called with (windows done, windows). Each trial is a [`run_bars`] of
+/// Runs the walk-forward optimisation of `base` over `bars` (venue bars of `instruments` in the
+/// order of their close, each received at its close, as a replay's are); `progress` is called
+/// with (windows done, windows). Each trial is a [`run_candles`] of
 /// its window.
 pub fn walk_forward(
     base: &Settings,
     cfg: &OptimizeConfig,
     instruments: &[InstrumentId],
-    bars: &[(Candle, UnixNanos)],
+    bars: &[Candle],
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<WalkForward, BacktestError> {
     let bad = |problems: String| BacktestError::Config {
@@ -361,7 +362,10 @@ pub fn walk_forward(
         return Err(bad(e));
     }
     let tf = base.trading_timeframe();
-    let (Some(&(_, first)), Some(&(_, last))) = (bars.first(), bars.last()) else {
+    let (Some(first), Some(last)) = (
+        bars.first().map(Candle::close_time),
+        bars.last().map(Candle::close_time),
+    ) else {
         return Err(BacktestError::NoBars(tf));
     };
     let warm = tf.nanos() * i64::from(cfg.warmup_bars);
@@ -391,7 +395,7 @@ pub fn walk_forward(
             trade_from: Some(from),
             ..s.clone()
         };
-        run_bars(&s, instruments, slice.iter().copied(), &mut |_| {}).ok()
+        run_candles(&s, instruments, slice, &mut |_| {}).ok()
     };
     let search = |rng: &mut Rng, a: UnixNanos, b: UnixNanos| {
         let candidates: Vec<BTreeMap<String, f64>> =

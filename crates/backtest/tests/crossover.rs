@@ -19,11 +19,14 @@ fn id() -> InstrumentId {
 }
 
 /// The bars of `series`, each received at its close, as the walk-forward takes them.
-fn received_bars(closes: &[f64]) -> Vec<(Candle, i64)> {
+fn received_bars(closes: &[f64]) -> Vec<Candle> {
     series(closes)
         .iter()
         .filter_map(|e| match &e.payload {
-            Event::Candle(c) => Some((*c, e.ts_received)),
+            Event::Candle(c) => {
+                assert_eq!(e.ts_received, c.close_time());
+                Some(*c)
+            }
             _ => None,
         })
         .collect()
