@@ -738,7 +738,13 @@ impl Pipeline {
             .get(&id.base())
             .filter(|(_, at)| *at <= close_time && close_time - *at <= STATS_MAX_AGE_NS)
             .map(|(m, _)| m);
-        let mood = self.sentiment.read(id.base().as_str(), close_time);
+        // Without news or posts (a backtest of bars alone) there is nothing to read: the
+        // asset's name is not even spelt out.
+        let mood = if self.sentiment.is_empty() {
+            None
+        } else {
+            self.sentiment.read(id.base().as_str(), close_time)
+        };
         let d = decide(
             snapshot,
             self.periods,

@@ -123,6 +123,11 @@ impl SentimentIndex {
         }
     }
 
+    /// Whether no item of any asset has been added: every [`read`](Self::read) is `None`.
+    pub fn is_empty(&self) -> bool {
+        self.assets.is_empty()
+    }
+
     fn decay(&self, dt_ns: i64, slow: bool) -> f64 {
         let hl = self.cfg.half_life_s * if slow { 4.0 } else { 1.0 };
         if hl <= 0.0 {
@@ -265,8 +270,9 @@ mod tests {
     #[test]
     fn decay_weights_and_point_in_time() {
         let mut ix = SentimentIndex::new(IndexConfig::default());
-        assert!(ix.read("BTC", 0).is_none());
+        assert!(ix.is_empty() && ix.read("BTC", 0).is_none());
         ix.add("BTC", 0, 0.8, Origin::News, "ETF approved");
+        assert!(!ix.is_empty());
         let r = ix.read("BTC", 0).unwrap();
         assert!((r.value - 0.8).abs() < 1e-12);
         // Six hours later a negative headline: the older one counts half.
