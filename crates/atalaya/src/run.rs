@@ -170,23 +170,16 @@ impl Paper {
         self.alerted_audit = audit.len();
         new.iter()
             .filter(|a| a.action == "breaker")
-            .map(|a| {
-                let reason = a.reason.to_string();
-                if reason.starts_with("drawdown") {
+            .filter_map(|a| {
+                let (priority, title) = if a.reason.breaker()? {
                     (
                         AlertPriority::Critical,
-                        "Paper portfolio: drawdown breaker tripped".to_owned(),
-                        reason,
-                        a.ts,
+                        "Paper portfolio: drawdown breaker tripped",
                     )
                 } else {
-                    (
-                        AlertPriority::Low,
-                        "Paper portfolio: entries resume".to_owned(),
-                        reason,
-                        a.ts,
-                    )
-                }
+                    (AlertPriority::Low, "Paper portfolio: entries resume")
+                };
+                Some((priority, title.to_owned(), a.reason.to_string(), a.ts))
             })
             .collect()
     }

@@ -629,13 +629,12 @@ impl PaperTrader {
     #[cold]
     fn breaker_note(&mut self, ts: UnixNanos, change: BreakerChange, equity: f64) {
         let reason = match change {
-            BreakerChange::Tripped(dd) => format!(
-                "drawdown {:.2}% reached the {:.2}% limit: new entries paused for {} bars",
-                dd * 100.0,
-                self.risk.max_drawdown * 100.0,
-                self.risk.breaker_bars
-            ),
-            BreakerChange::Resumed => format!("entries resume; equity peak reset to {equity:.2}"),
+            BreakerChange::Tripped(drawdown) => Reason::Tripped {
+                drawdown,
+                limit: self.risk.max_drawdown,
+                bars: self.risk.breaker_bars,
+            },
+            BreakerChange::Resumed => Reason::Resumed { peak: equity },
         };
         self.note(ts, None, "breaker", reason);
     }

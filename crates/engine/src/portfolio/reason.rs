@@ -51,7 +51,41 @@ pub enum Reason {
         /// Why the position was closed.
         why: String,
     },
+    /// The drawdown breaker tripped: new entries are paused.
+    Tripped {
+        /// The drawdown from the equity peak, as a fraction.
+        drawdown: f64,
+        /// The limit it reached, as a fraction.
+        limit: f64,
+        /// Bars entries stay paused.
+        bars: u64,
+    },
+    /// The drawdown breaker let entries resume.
+    Resumed {
+        /// The equity the peak was reset to.
+        peak: f64,
+    },
 }
+
+impl Reason {
+    /// Whether this is a breaker's trip (`Some(true)`) or resumption (`Some(false)`); `None`
+    /// for any other reason. A reason read back as text (from a stored journal) is told by
+    /// its words.
+    pub fn breaker(&self) -> Option<bool> {
+        match self {
+            Self::Tripped { .. } => Some(true),
+            Self::Resumed { .. } => Some(false),
+            Self::Text(s) if s.starts_with(TRIPPED) => Some(true),
+            Self::Text(s) if s.starts_with(RESUMED) => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// How a trip's text starts.
+const TRIPPED: &str = "drawdown ";
+/// How a resumption's text starts.
+const RESUMED: &str = "entries resume";
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -85,6 +119,17 @@ impl fmt::Display for Reason {
                 pnl.round_dp(2),
                 return_pct * 100.0
             ),
+            Self::Tripped {
+                drawdown,
+                limit,
+                bars,
+            } => write!(
+                f,
+                "{TRIPPED}{:.2}% reached the {:.2}% limit: new entries paused for {bars} bars",
+                drawdown * 100.0,
+                limit * 100.0
+            ),
+            Self::Resumed { peak } => write!(f, "{RESUMED}; equity peak reset to {peak:.2}"),
         }
     }
 }
@@ -160,5 +205,32 @@ mod tests {
         assert!(matches!(back, Reason::Text(_)));
         assert_eq!(back, sell);
         assert_ne!(back, buy);
+        assert_eq!(sell.breaker(), None);
+    }
+
+    #[test]
+    fn breaker_changes_read_as_before_and_are_told_apart_as_text_too() {
+        let trip = Reason::Tripped {
+            drawdown: 0.1234,
+            limit: 0.1,
+            bars: 24,
+        };
+        assert_eq!(
+            trip.to_string(),
+            "drawdown 12.34% reached the 10.00% limit: new entries paused for 24 bars"
+        );
+        let resume = Reason::Resumed { peak: 98_765.432 };
+        assert_eq!(
+            resume.to_string(),
+            "entries resume; equity peak reset to 98765.43"
+        );
+        for (r, want) in [(trip, Some(true)), (resume, Some(false))] {
+            assert_eq!(r.breaker(), want);
+            // As a stored journal gives it back.
+            let back: Reason = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+            assert!(matches!(back, Reason::Text(_)));
+            assert_eq!(back.breaker(), want);
+        }
+        assert_eq!(Reason::from("rule A held").breaker(), None);
     }
 }
