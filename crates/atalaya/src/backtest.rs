@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use atalaya_backtest::{Backtest, Metrics, Settings, run_bars, run_candles, write_reports};
+use atalaya_backtest::{Backtest, Metrics, Settings, run_candles, run_merged, write_reports};
 use atalaya_model::InstrumentId;
 use atalaya_sources::replay;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -72,7 +72,13 @@ pub fn backtest(
     // One file's bars go straight from the loaded series; several are read in merged order.
     let bt = match merged.in_one_series() {
         Some(bars) => run_candles(&settings, &instruments, bars, &mut progress),
-        None => run_bars(&settings, &instruments, merged.bars(), &mut progress),
+        // A merge's bars are received at their close: only the candles are gathered.
+        None => run_merged(
+            &settings,
+            &instruments,
+            merged.bars().map(|(c, _)| c),
+            &mut progress,
+        ),
     }
     .context("backtest")?;
     let seconds = t0.elapsed().as_secs_f64();

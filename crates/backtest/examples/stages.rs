@@ -13,8 +13,9 @@
 //! Stages: `iterate` (read the envelopes), `pipeline` (the crossover's pipeline alone),
 //! `metrics` (one curve's metrics), `crossover` (the whole SMA(50/200) backtest over a vector
 //! of envelopes, as the `crossover` bench), `cli` (the same backtest fed as `atalaya backtest`
-//! feeds it: the loaded file's bars where they lie, no envelopes), `gathered` (the same bars
-//! gathered with their receive times, as several files' merged bars go), `default` (the default
+//! feeds it: the loaded file's bars where they lie, no envelopes), `merged` (the same bars
+//! gathered without receive times, as several files' merged bars go), `gathered` (gathered with
+//! their receive times, `run_bars`), `default` (the default
 //! pipeline's backtest), `default_cli` (the same fed as `atalaya backtest` feeds one file),
 //! `none`.
 
@@ -22,7 +23,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use atalaya_backtest::strategies::sma_crossover;
-use atalaya_backtest::{Settings, metrics, run, run_bars, run_candles};
+use atalaya_backtest::{Settings, metrics, run, run_bars, run_candles, run_merged};
 use atalaya_engine::{PaperTrader, Pipeline};
 use atalaya_model::{Envelope, Event, InstrumentId, Timeframe};
 use atalaya_sources::replay::{LoadOptions, load, merge};
@@ -119,8 +120,18 @@ fn main() {
                 .len()
         });
     }
+    if on("merged") {
+        // The same bars gathered without receive times, as several files' merged bars go.
+        let bars = merged.in_one_series().expect("one series");
+        time("merged", reps, || {
+            run_merged(&cross, &[id], bars.iter().copied(), &mut |_| {})
+                .expect("backtest")
+                .trades
+                .len()
+        });
+    }
     if on("gathered") {
-        // The same bars gathered with their receive times, as several files' merged bars are.
+        // The same bars gathered with their receive times (`run_bars`, for any receive times).
         let bars = merged.in_one_series().expect("one series");
         time("gathered", reps, || {
             run_bars(

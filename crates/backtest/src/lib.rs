@@ -369,6 +369,39 @@ where
     d.finish(settings, instruments)
 }
 
+/// [`run_candles`] over bars received at their close that do not lie in one slice (several
+/// files' bars in merged time order): gathered a run at a time, without receive times to keep.
+/// `progress` is called with the number of bars done about every 65,536.
+pub fn run_merged<I>(
+    settings: &Settings,
+    instruments: &[InstrumentId],
+    candles: I,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Backtest, BacktestError>
+where
+    I: IntoIterator<Item = Candle>,
+{
+    let mut candles = candles.into_iter();
+    let mut d = Driver::new(settings, instruments, candles.size_hint().0)?;
+    let mut done = 0u64;
+    loop {
+        let gathered = &mut d.gathered.0;
+        gathered.extend(candles.by_ref().take(BARS_PER_CALL));
+        let n = gathered.len() as u64;
+        if n == 0 {
+            break;
+        }
+        d.pipeline
+            .process_candles_into(Bars::at_close(gathered), &mut d.feed);
+        gathered.clear();
+        if (done + n) >> 16 > done >> 16 {
+            progress(done + n);
+        }
+        done += n;
+    }
+    d.finish(settings, instruments)
+}
+
 /// [`run_bars`] over bars received at their close (a replay's, such as one loaded file's):
 /// they go to the pipeline where they lie, without being gathered. `progress` is called with
 /// the number of bars done about every 65,536.
@@ -670,6 +703,13 @@ mod tests {
                     .collect();
                 let lying = run_candles(&settings, &[id], &candles, &mut |_| {}).unwrap();
                 assert_eq!(fingerprint(&one), fingerprint(&lying), "{name} seed {seed}");
+                let merged =
+                    run_merged(&settings, &[id], candles.iter().copied(), &mut |_| {}).unwrap();
+                assert_eq!(
+                    fingerprint(&one),
+                    fingerprint(&merged),
+                    "{name} seed {seed}"
+                );
             }
         }
     }
