@@ -361,10 +361,7 @@ where
             break;
         }
         d.flush();
-        if (done + n) >> 16 > done >> 16 {
-            progress(done + n);
-        }
-        done += n;
+        advance(&mut done, n, progress);
     }
     d.finish(settings, instruments)
 }
@@ -394,10 +391,7 @@ where
         d.pipeline
             .process_candles_into(Bars::at_close(gathered), &mut d.feed);
         gathered.clear();
-        if (done + n) >> 16 > done >> 16 {
-            progress(done + n);
-        }
-        done += n;
+        advance(&mut done, n, progress);
     }
     d.finish(settings, instruments)
 }
@@ -417,12 +411,19 @@ pub fn run_candles(
         d.pipeline
             .process_candles_into(Bars::at_close(chunk), &mut d.feed);
         let n = chunk.len() as u64;
-        if (done + n) >> 16 > done >> 16 {
-            progress(done + n);
-        }
-        done += n;
+        advance(&mut done, n, progress);
     }
     d.finish(settings, instruments)
+}
+
+/// Counts `n` more bars `done`, calling `progress` with the count each time it passes a
+/// multiple of 65,536.
+#[inline]
+fn advance(done: &mut u64, n: u64, progress: &mut dyn FnMut(u64)) {
+    if (*done + n) >> 16 > *done >> 16 {
+        progress(*done + n);
+    }
+    *done += n;
 }
 
 /// [`run`], handing the pipeline venue bars in runs (`runs`, as `run` does) or every envelope

@@ -1,5 +1,5 @@
 //! Scores each of several transformer models on labelled CSV, then the average of their class
-//! probabilities (the most probable class of the mean; neutral on a tie), as
+//! probabilities (the most probable class of the mean, as `ClassProbs::polarity` picks it), as
 //! docs/EVALUATION.md measures an ensemble of PhraseBank models.
 //!
 //! ```sh
@@ -9,8 +9,7 @@
 use std::path::Path;
 
 use atalaya_ml::eval::{LabelMap, Report, read_labelled};
-use atalaya_ml::sentiment::Polarity;
-use atalaya_ml::transformer::TransformerModel;
+use atalaya_ml::transformer::{ClassProbs, TransformerModel};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,8 +20,15 @@ fn main() {
     let labels = LabelMap::parse("").expect("an empty label map");
     let rows = read_labelled(Path::new(data), &labels).expect("read the labelled CSV");
     let texts: Vec<&str> = rows.iter().map(|(t, _)| t.as_str()).collect();
-    // Summed probabilities: negative, neutral, positive.
-    let mut sum = vec![[0.0f64; 3]; texts.len()];
+    // Summed probabilities; the largest sum is the largest mean.
+    let mut sum = vec![
+        ClassProbs {
+            negative: 0.0,
+            neutral: 0.0,
+            positive: 0.0,
+        };
+        texts.len()
+    ];
     for dir in &args[1..] {
         let model = TransformerModel::load(Path::new(dir)).expect("load the model");
         let probs = model.classify(&texts, &mut |_| {}).expect("classify");
@@ -33,20 +39,11 @@ fn main() {
         );
         println!("{dir}:\n{}", alone.render());
         for (s, p) in sum.iter_mut().zip(&probs) {
-            s[0] += p.negative;
-            s[1] += p.neutral;
-            s[2] += p.positive;
+            s.negative += p.negative;
+            s.neutral += p.neutral;
+            s.positive += p.positive;
         }
     }
-    let mean = Report::of(rows.iter().zip(&sum).map(|((_, t), [neg, neu, pos])| {
-        let p = if pos > neg && pos > neu {
-            Polarity::Positive
-        } else if neg > pos && neg > neu {
-            Polarity::Negative
-        } else {
-            Polarity::Neutral
-        };
-        (*t, p)
-    }));
+    let mean = Report::of(rows.iter().zip(&sum).map(|((_, t), s)| (*t, s.polarity())));
     println!("mean of {} models:\n{}", args.len() - 1, mean.render());
 }
